@@ -1,0 +1,75 @@
+/** How the CLI prints workers and events for people (text) and machines (--json). */
+import {
+  Transition,
+  WatchWorkersResponse,
+  WorkerState,
+  type GetStatusResponse,
+  type Worker,
+} from '../gen/liveswap/v1/liveswap.js';
+
+export function stateName(state: WorkerState): string {
+  return (WorkerState[state] ?? 'UNKNOWN').replace('WORKER_STATE_', '').toLowerCase();
+}
+
+function uptime(since: Date | undefined): string {
+  if (!since) return '-';
+  const seconds = Math.max(0, Math.round((Date.now() - since.getTime()) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+export function describeTransition(t: Transition): string {
+  const w = t.worker!;
+  const move = t.fromState ? `${stateName(t.fromState)} → ${stateName(t.toState)}` : stateName(t.toState);
+  return `worker ${w.id} (pid ${w.pid}, gen ${w.generation}) ${move}: ${w.reason}`;
+}
+
+export function workerTable(workers: readonly Worker[]): string {
+  const rows = [
+    ['ID', 'PID', 'STATE', 'GEN', 'UPTIME', 'RESTARTS', 'TARGET'],
+    ...workers.map((w) => [
+      String(w.id),
+      String(w.pid),
+      stateName(w.state),
+      String(w.generation),
+      uptime(w.startedAt),
+      String(w.restarts),
+      w.target,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function statusText(s: GetStatusResponse): string {
+  const c = s.counts ?? { starting: 0, ready: 0, draining: 0 };
+  const head = s.target
+    ? `generation ${s.generation}: ${s.target}`
+    : 'no target started yet';
+  const lines = [
+    `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head}`,
+    `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.operation ? `; ${s.operation} in progress` : ''}`,
+  ];
+  if (s.workers.length > 0) lines.push('', workerTable(s.workers));
+  return lines.join('\n');
+}
+
+export function watchItemText(item: WatchWorkersResponse): string {
+  switch (item.event?.$case) {
+    case 'snapshot': {
+      const s = item.event.snapshot;
+      const c = s.counts ?? { starting: 0, ready: 0, draining: 0 };
+      const head = `${s.workers.length} worker(s), generation ${s.generation}, ${c.ready} ready`;
+      return s.workers.length ? `${head}\n${workerTable(s.workers)}` : head;
+    }
+    case 'transition':
+      return describeTransition(item.event.transition);
+    default:
+      return '';
+  }
+}
+
+export function watchItemJson(item: WatchWorkersResponse): string {
+  return JSON.stringify(WatchWorkersResponse.toJSON(item));
+}

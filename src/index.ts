@@ -1,0 +1,155 @@
+/**
+ * The programmatic API.
+ *
+ *   import liveswap from 'liveswap';
+ *   const ls = await liveswap('./app.js');          // master in this process, 2 workers, control on 127.0.0.1:3000
+ *   await ls.upgrade('./app-v2.js');
+ *   for await (const event of ls.events()) { … }
+ *   await ls.die();
+ *
+ *   import { connect } from 'liveswap';
+ *   const client = connect({ port: 3000 });         // typed gRPC client of any master
+ */
+import { on } from 'node:events';
+import path from 'node:path';
+import { DEFAULTS } from './server/defaults.js';
+import type { ReadyMode } from './server/launcher.js';
+import type { LogFormat } from './server/logger.js';
+import type {
+  BroadcastResult,
+  DieOptions,
+  DieResult,
+  KillResult,
+  Master,
+  MasterStatus,
+  UpgradeOptions,
+  UpgradeResult,
+} from './server/master.js';
+import type { PoolTransition } from './server/pool.js';
+import { runMaster } from './server/run.js';
+
+export { connect, endpointOf, LiveswapClientError } from './client/index.js';
+export type { ConnectOptions, LiveswapClient } from './client/index.js';
+export { LiveswapError } from './server/errors.js';
+export { DEFAULTS, MAX_FORKS } from './server/defaults.js';
+export type { ReadyMode } from './server/launcher.js';
+export type { WorkerInfo, WorkerStateName } from './server/worker-handle.js';
+export type { WorkerCounts } from './server/pool.js';
+export type {
+  BroadcastResult,
+  DieOptions,
+  DieResult,
+  KillResult,
+  MasterStatus,
+  UpgradeOptions,
+  UpgradeResult,
+} from './server/master.js';
+
+/** A worker state transition, as emitted by `events()` and the `transition` event. */
+export type WorkerEvent = PoolTransition;
+
+export interface LiveswapOptions {
+  /** The module every worker runs (relative paths resolve against process.cwd()). */
+  target: string;
+  /** Number of workers (default 2). */
+  forks?: number;
+  /** Control service port (default 3000; 0 picks a free port). */
+  port?: number;
+  /** Control service address (default 127.0.0.1). */
+  address?: string;
+  /** Serve the control service on this unix socket (mode 0600) instead of TCP. */
+  socket?: string;
+  /** false: no control service at all, this handle is the only way in. */
+  control?: boolean;
+  /** Module that may veto upgrades: `function (data, cb)` or an async function. */
+  preUpgrade?: string;
+  readyMode?: ReadyMode;
+  readyTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  /** How long a new worker must stay up after ready before an upgrade counts it good (default 500). */
+  stableMs?: number;
+  hookTimeoutMs?: number;
+  logLevel?: 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  logFormat?: LogFormat;
+  /** Worker stdout/stderr: copied to this process's with a prefix (default), or dropped. */
+  workerOutput?: 'prefix' | 'ignore';
+}
+
+export interface Liveswap {
+  /** Where the control service listens ("127.0.0.1:3000", "unix:/path"), or undefined with control: false. */
+  readonly endpoint: string | undefined;
+  /** The master itself: an EventEmitter of `transition` and `output` events. */
+  readonly master: Master;
+  /** Resolves once the master has stopped (after die()). */
+  readonly stopped: Promise<void>;
+  upgrade(target: string, options?: UpgradeOptions): Promise<UpgradeResult>;
+  kill(): Promise<KillResult>;
+  broadcast(message: unknown): Promise<BroadcastResult>;
+  status(): MasterStatus;
+  /** Every worker transition from now on, until the master stops or the loop breaks. */
+  events(options?: { signal?: AbortSignal }): AsyncGenerator<WorkerEvent, void, undefined>;
+  /** Stop every worker and the control service. */
+  die(options?: DieOptions): Promise<DieResult>;
+  /** die(), for `await using` and symmetry with other servers. */
+  close(): Promise<void>;
+}
+
+const fromHere = (file: string) => path.resolve(process.cwd(), file);
+
+export default async function liveswap(targetOrOptions: string | LiveswapOptions): Promise<Liveswap> {
+  const options = typeof targetOrOptions === 'string' ? { target: targetOrOptions } : targetOrOptions;
+  const running = await runMaster({
+    target: fromHere(options.target),
+    control:
+      options.control === false
+        ? false
+        : options.socket
+          ? { socket: options.socket }
+          : { address: options.address ?? DEFAULTS.address, port: options.port ?? DEFAULTS.port },
+    ...(options.forks !== undefined && { forks: options.forks }),
+    ...(options.preUpgrade !== undefined && { preUpgrade: fromHere(options.preUpgrade) }),
+    ...(options.readyMode !== undefined && { readyMode: options.readyMode }),
+    ...(options.readyTimeoutMs !== undefined && { readyTimeoutMs: options.readyTimeoutMs }),
+    ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
+    ...(options.stableMs !== undefined && { stableMs: options.stableMs }),
+    ...(options.hookTimeoutMs !== undefined && { hookTimeoutMs: options.hookTimeoutMs }),
+    log: { level: options.logLevel, format: options.logFormat },
+    workerOutput: options.workerOutput ?? 'prefix',
+  });
+  const { master } = running;
+
+  return {
+    endpoint: running.control?.target,
+    master,
+    stopped: running.stopped,
+    upgrade: (target, upgradeOptions) => master.upgrade(fromHere(target), upgradeOptions),
+    kill: () => master.kill(),
+    broadcast: (message) => master.broadcast(message),
+    status: () => master.status(),
+    async *events({ signal } = {}) {
+      const stop = new AbortController();
+      const onStopped = () => stop.abort();
+      master.once('stopped', onStopped);
+      signal?.addEventListener('abort', onStopped, { once: true });
+      try {
+        for await (const [event] of on(master, 'transition', { signal: stop.signal })) yield event as WorkerEvent;
+      } catch (error) {
+        if ((error as Error).name !== 'AbortError') throw error;
+      } finally {
+        master.off('stopped', onStopped);
+        signal?.removeEventListener('abort', onStopped);
+      }
+    },
+    async die(dieOptions) {
+      const result = await master.die(dieOptions);
+      await running.stopped;
+      return result;
+    },
+    async close() {
+      await master.die();
+      await running.stopped;
+    },
+  };
+}
+
+export { liveswap };

@@ -1,0 +1,62 @@
+/**
+ * The IPC protocol between the master and its workers.
+ *
+ * Every message the master sends a worker is tagged `{ liveswap: <kind> }`, so
+ * the worker runtime can tell its own messages from anything else and user
+ * code never sees them. A broadcast travels inside that envelope and is
+ * unwrapped in the worker, so the app receives the plain value even if the
+ * value itself happens to look like one of our envelopes.
+ */
+
+/** Master → worker: deliver a broadcast value to the app. */
+export interface BroadcastEnvelope {
+  liveswap: 'broadcast';
+  value: unknown;
+}
+
+/** Master → worker: stop accepting, finish in-flight work, then exit. */
+export interface DrainEnvelope {
+  liveswap: 'drain';
+  /** Milliseconds until the master kills the worker. */
+  timeoutMs: number;
+}
+
+export type MasterToWorker = BroadcastEnvelope | DrainEnvelope;
+
+/** Worker → master: the explicit ready signal (`process.send({ liveswap: 'ready' })`). */
+export interface ReadyMessage {
+  liveswap: 'ready';
+}
+
+export function isMasterEnvelope(message: unknown): message is MasterToWorker {
+  if (typeof message !== 'object' || message === null) return false;
+  const kind = (message as { liveswap?: unknown }).liveswap;
+  return kind === 'broadcast' || kind === 'drain';
+}
+
+export function isReadyMessage(message: unknown): message is ReadyMessage {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { liveswap?: unknown }).liveswap === 'ready'
+  );
+}
+
+/** Environment variables the master sets on every worker. */
+export const WorkerEnv = {
+  target: 'LIVESWAP_TARGET',
+  generation: 'LIVESWAP_GENERATION',
+  workerId: 'LIVESWAP_WORKER_ID',
+  readyMode: 'LIVESWAP_READY_MODE',
+} as const;
+
+/** The event the worker runtime emits on `process` when a drain begins. */
+export const DRAIN_EVENT = 'liveswap:drain';
+
+/** What a `liveswap:drain` listener receives. */
+export interface DrainNotice {
+  /** Milliseconds until the master kills this worker. */
+  timeoutMs: number;
+  /** Epoch milliseconds at which the master kills this worker. */
+  deadline: number;
+}

@@ -1,0 +1,28 @@
+/**
+ * Expected failures carry the gRPC status they map to, so the service layer
+ * never guesses. Anything thrown that is not a LiveswapError is a bug and
+ * becomes INTERNAL with a logged stack.
+ */
+import { status } from '@grpc/grpc-js';
+
+export { status as Status };
+
+export class LiveswapError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    /** The failing worker's last stderr lines, for rollbacks and failed starts. */
+    readonly stderrTail: readonly string[] = [],
+  ) {
+    super(message);
+    this.name = 'LiveswapError';
+  }
+}
+
+export const invalidArgument = (message: string) => new LiveswapError(status.INVALID_ARGUMENT, message);
+export const failedPrecondition = (message: string, stderrTail: readonly string[] = []) =>
+  new LiveswapError(status.FAILED_PRECONDITION, message, stderrTail);
+export const aborted = (message: string) => new LiveswapError(status.ABORTED, message);
+export const unavailable = (message: string) => new LiveswapError(status.UNAVAILABLE, message);
+export const deadlineExceeded = (message: string, stderrTail: readonly string[] = []) =>
+  new LiveswapError(status.DEADLINE_EXCEEDED, message, stderrTail);

@@ -1,0 +1,42 @@
+/**
+ * The pre-upgrade hook: a user module that may veto an upgrade. It runs in
+ * its own process (hook-runner) with a timeout; every way it can fail — an
+ * error, a rejection, a throw, a hang, a crash — is a veto with a reason.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TailBuffer, forEachLine, summarizeStderr } from './output.js';
+
+const RUNNER = fileURLToPath(new URL('./hook-runner.js', import.meta.url));
+
+export type HookVerdict = { allowed: true } | { allowed: false; reason: string; stderrTail: string[] };
+
+export function runPreUpgradeHook(hook: string, data: unknown, timeoutMs: number): Promise<HookVerdict> {
+  return new Promise((resolve) => {
+    const child = fork(RUNNER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
+    const stderr = new TailBuffer(20);
+    forEachLine(child.stderr!, (line) => stderr.push(line));
+    child.stdout!.resume();
+    let settled = false;
+    const settle = (verdict: HookVerdict) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      resolve(verdict);
+    };
+    const veto = (reason: string) => settle({ allowed: false, reason, stderrTail: stderr.get() });
+    const timer = setTimeout(() => veto(`pre-upgrade hook did not answer within ${timeoutMs} ms`), timeoutMs);
+    child.on('message', (reply: { ok: boolean; error?: string }) => {
+      if (reply.ok) settle({ allowed: true });
+      else veto(`pre-upgrade hook vetoed the upgrade: ${reply.error}`);
+    });
+    child.on('error', (error) => veto(`pre-upgrade hook could not run: ${error.message}`));
+    child.on('close', (code, signal) => {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const summary = summarizeStderr(stderr.get());
+      veto(`pre-upgrade hook ${how} without answering${summary ? `: ${summary}` : ''}`);
+    });
+    child.send({ hook, data });
+  });
+}

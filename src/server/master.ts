@@ -1,0 +1,397 @@
+/**
+ * The master: owns the pool, the current release and the one operation that
+ * may run at a time (Start, Upgrade, Kill; Die cancels whichever runs).
+ * Between operations it keeps the pool at full size, respawning crashed
+ * workers with exponential backoff.
+ *
+ * It knows nothing of gRPC: the service maps requests to these methods and
+ * LiveswapError codes to statuses.
+ */
+import { EventEmitter } from 'node:events';
+import { DEFAULTS, MAX_FORKS } from './defaults.js';
+import { aborted, failedPrecondition, invalidArgument, LiveswapError, unavailable } from './errors.js';
+import { runPreUpgradeHook } from './hook.js';
+import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
+import type { Logger } from './logger.js';
+import { Pool, type PoolTransition, type WorkerCounts } from './pool.js';
+import { allReadyOrFirstFailure } from './readiness.js';
+import { resolveTarget } from './target.js';
+import { rollingUpgrade } from './upgrade.js';
+import { Cancelled, cancellable } from './wait.js';
+import type { WorkerHandle, WorkerInfo } from './worker-handle.js';
+
+export type OperationName = 'start' | 'upgrade' | 'kill' | 'die';
+
+export interface MasterConfig {
+  forks: number;
+  readyMode: ReadyMode;
+  readyTimeoutMs: number;
+  drainTimeoutMs: number;
+  stableMs: number;
+  /** Absolute path of the pre-upgrade hook module, if any. */
+  preUpgrade?: string;
+  hookTimeoutMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  backoffResetMs: number;
+}
+
+export interface StartOptions {
+  forks?: number;
+  readyMode?: ReadyMode;
+  readyTimeoutMs?: number;
+}
+
+export interface UpgradeOptions {
+  readyMode?: ReadyMode;
+  readyTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  /** Passed to the pre-upgrade hook as data.extra. */
+  hookData?: unknown;
+}
+
+export interface DieOptions {
+  force?: boolean;
+  drainTimeoutMs?: number;
+}
+
+export interface StartResult {
+  generation: number;
+  workers: WorkerInfo[];
+}
+export interface UpgradeResult {
+  generation: number;
+  target: string;
+  workers: WorkerInfo[];
+  durationMs: number;
+  killedAtDrainTimeout: number;
+}
+export interface KillResult {
+  killed: number;
+  workers: WorkerInfo[];
+}
+export interface DieResult {
+  stopped: number;
+  killed: number;
+}
+export interface BroadcastResult {
+  delivered: number;
+  workerIds: number[];
+}
+export interface MasterStatus {
+  workers: WorkerInfo[];
+  counts: WorkerCounts;
+  generation: number;
+  target: string;
+  forks: number;
+  operation: OperationName | '';
+  masterPid: number;
+  masterStartedAt: Date;
+  restarts: number;
+}
+
+export interface MasterEvents {
+  transition: [event: PoolTransition];
+  output: [worker: WorkerHandle, stream: 'stdout' | 'stderr', line: string];
+  /** Every worker has stopped after Die; the owner should now close the control server and exit. */
+  stopped: [];
+}
+
+/** Fills in defaults and checks every setting; throws INVALID_ARGUMENT on a bad one. */
+export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): MasterConfig {
+  const config: MasterConfig = {
+    forks: partial.forks ?? DEFAULTS.forks,
+    readyMode: partial.readyMode ?? 'listening',
+    readyTimeoutMs: partial.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
+    drainTimeoutMs: partial.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
+    stableMs: partial.stableMs ?? DEFAULTS.stableMs,
+    hookTimeoutMs: partial.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs,
+    backoffInitialMs: partial.backoffInitialMs ?? DEFAULTS.backoffInitialMs,
+    backoffMaxMs: partial.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
+    backoffResetMs: partial.backoffResetMs ?? DEFAULTS.backoffResetMs,
+    ...(partial.preUpgrade !== undefined && { preUpgrade: resolveHook(partial.preUpgrade) }),
+  };
+  checkForks(config.forks);
+  for (const key of ['readyTimeoutMs', 'drainTimeoutMs', 'hookTimeoutMs'] as const) {
+    checkDuration(key, config[key], 1);
+  }
+  for (const key of ['stableMs', 'backoffInitialMs', 'backoffMaxMs', 'backoffResetMs'] as const) {
+    checkDuration(key, config[key], 0);
+  }
+  if (config.readyMode !== 'listening' && config.readyMode !== 'message') {
+    throw invalidArgument(`readyMode must be "listening" or "message", got "${String(config.readyMode)}"`);
+  }
+  return config;
+}
+
+export function checkForks(forks: number): void {
+  if (!Number.isInteger(forks) || forks < 1 || forks > MAX_FORKS) {
+    throw invalidArgument(`forks must be a whole number from 1 to ${MAX_FORKS}, got ${forks}`);
+  }
+}
+
+function checkDuration(name: string, value: number, min: number): void {
+  // 24 days: the largest delay a Node timer honours.
+  if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
+    throw invalidArgument(`${name} must be a whole number of milliseconds from ${min} to 2147483647, got ${value}`);
+  }
+}
+
+function resolveHook(hook: string): string {
+  try {
+    return resolveTarget(hook);
+  } catch (error) {
+    throw invalidArgument((error as Error).message.replace(/^target/, 'pre-upgrade hook'));
+  }
+}
+
+interface RunningOperation {
+  name: OperationName;
+  startedAt: number;
+  abort: AbortController;
+  done: Promise<unknown>;
+}
+
+export class Master extends EventEmitter<MasterEvents> {
+  readonly pool: Pool;
+  readonly startedAt = new Date();
+  private current: LaunchSpec | undefined;
+  private lastGeneration = 0;
+  private operation: RunningOperation | undefined;
+  private stopping: Promise<DieResult> | undefined;
+  private readonly respawnTimers = new Set<NodeJS.Timeout>();
+  private restarts = 0;
+
+  constructor(
+    readonly config: MasterConfig,
+    private readonly log: Logger,
+    launcher: Launcher = new ClusterLauncher(),
+  ) {
+    super();
+    this.pool = new Pool(launcher);
+    this.pool.on('transition', (event) => this.emit('transition', event));
+    this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
+    this.pool.on('exit', (worker, info) => {
+      if (!info.expected) this.onCrash(worker);
+    });
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  status(): MasterStatus {
+    return {
+      workers: this.pool.list().map((w) => w.info()),
+      counts: this.pool.counts(),
+      generation: this.current?.generation ?? 0,
+      target: this.current?.target ?? '',
+      forks: this.config.forks,
+      operation: this.stopping ? 'die' : (this.operation?.name ?? ''),
+      masterPid: process.pid,
+      masterStartedAt: this.startedAt,
+      restarts: this.restarts,
+    };
+  }
+
+  /** Fork the pool on a target; only when no worker is running. */
+  start(target: string, options: StartOptions = {}): Promise<StartResult> {
+    const file = resolveTarget(target);
+    if (options.forks !== undefined) checkForks(options.forks);
+    return this.exclusive('start', async (signal) => {
+      const live = this.pool.list().filter((w) => w.isLive);
+      if (live.length > 0) {
+        throw failedPrecondition(
+          `${live.length} worker(s) already run ${live[0]!.spec.target}; use Upgrade to change the code`,
+        );
+      }
+      const forks = options.forks ?? this.config.forks;
+      const spec = this.nextRelease(file, options.readyMode);
+      const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
+      const workers = Array.from({ length: forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
+      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
+      if (failed) {
+        await Promise.all(workers.map((w) => this.pool.kill(w)));
+        throw failedPrecondition(`start failed: worker ${failed.id} ${failed.reason}`, failed.stderrTail.get());
+      }
+      this.config.forks = forks;
+      this.current = spec;
+      this.log.info(`generation ${spec.generation} serving ${spec.target} on ${forks} worker(s)`);
+      return { generation: spec.generation, workers: workers.map((w) => w.info()) };
+    });
+  }
+
+  /** Rolling upgrade to a new target (see upgrade.ts). */
+  upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
+    const file = resolveTarget(target);
+    return this.exclusive('upgrade', async (signal) => {
+      const from = this.current;
+      if (!from) throw failedPrecondition('nothing is running yet: use Start first');
+      const began = Date.now();
+      if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
+      const to = this.nextRelease(file, options.readyMode ?? from.readyMode);
+      this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
+      const outcome = await rollingUpgrade({
+        pool: this.pool,
+        forks: this.config.forks,
+        from,
+        to,
+        readyTimeoutMs: options.readyTimeoutMs || this.config.readyTimeoutMs,
+        drainTimeoutMs: options.drainTimeoutMs || this.config.drainTimeoutMs,
+        stableMs: this.config.stableMs,
+        signal,
+        log: this.log,
+        commit: () => (this.current = to),
+      });
+      const durationMs = Date.now() - began;
+      this.log.info(`upgrade to generation ${to.generation} done in ${durationMs} ms`);
+      return {
+        generation: to.generation,
+        target: to.target,
+        workers: outcome.workers.map((w) => w.info()),
+        durationMs,
+        killedAtDrainTimeout: outcome.killedAtDrainTimeout,
+      };
+    });
+  }
+
+  /** SIGKILL every worker, then fork a fresh pool on the current target. */
+  kill(): Promise<KillResult> {
+    return this.exclusive('kill', async (signal) => {
+      const spec = this.current;
+      if (!spec) throw failedPrecondition('nothing is running yet: use Start first');
+      const victims = this.pool.list();
+      await cancellable(Promise.all(victims.map((w) => this.pool.kill(w))), signal);
+      const readyTimeoutMs = this.config.readyTimeoutMs;
+      const workers = Array.from({ length: this.config.forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
+      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
+      if (failed) {
+        throw failedPrecondition(
+          `killed ${victims.length} worker(s) but the respawn failed: worker ${failed.id} ${failed.reason}`,
+          failed.stderrTail.get(),
+        );
+      }
+      return { killed: victims.length, workers: workers.map((w) => w.info()) };
+    });
+  }
+
+  /** Deliver a JSON value to every ready worker. */
+  async broadcast(value: unknown): Promise<BroadcastResult> {
+    if (this.stopping) throw unavailable('the master is shutting down');
+    const ready = this.pool.list().filter((w) => w.state === 'ready');
+    if (ready.length === 0) throw failedPrecondition('no ready worker to deliver the message to');
+    const workerIds = await this.pool.broadcast(value);
+    return { delivered: workerIds.length, workerIds };
+  }
+
+  /**
+   * Stop every worker (drain, or SIGKILL with force), cancelling the running
+   * operation first, then emit `stopped`. Calling it again returns the same result.
+   */
+  die(options: DieOptions = {}): Promise<DieResult> {
+    this.stopping ??= this.stopEverything(options);
+    return this.stopping;
+  }
+
+  private async stopEverything(options: DieOptions): Promise<DieResult> {
+    for (const timer of this.respawnTimers) clearTimeout(timer);
+    this.respawnTimers.clear();
+    if (this.operation) {
+      this.log.warn(`cancelling the ${this.operation.name} in progress: the master is shutting down`);
+      this.operation.abort.abort();
+      await this.operation.done.catch(() => {});
+    }
+    const drainTimeoutMs = options.drainTimeoutMs || this.config.drainTimeoutMs;
+    const workers = this.pool.list();
+    this.log.info(`stopping ${workers.length} worker(s)${options.force ? ' (force)' : ''}`);
+    await Promise.all(
+      workers.map((w) => (options.force ? this.pool.kill(w) : this.pool.drain(w, drainTimeoutMs, 'master stopping'))),
+    );
+    const killed = options.force ? workers.length : workers.filter((w) => w.killedAtDrainTimeout).length;
+    queueMicrotask(() => this.emit('stopped'));
+    return { stopped: workers.length, killed };
+  }
+
+  private async exclusive<T>(name: OperationName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.stopping) throw unavailable('the master is shutting down');
+    if (this.operation) {
+      const seconds = ((Date.now() - this.operation.startedAt) / 1000).toFixed(1);
+      throw aborted(
+        `${this.operation.name} in progress (started ${seconds} s ago); try again once it has finished`,
+      );
+    }
+    for (const timer of this.respawnTimers) clearTimeout(timer);
+    this.respawnTimers.clear();
+    const abort = new AbortController();
+    const done = Promise.resolve().then(() => run(abort.signal));
+    this.operation = { name, startedAt: Date.now(), abort, done };
+    try {
+      return await done;
+    } catch (error) {
+      if (error instanceof Cancelled) throw unavailable(`${name} cancelled: the master is shutting down`);
+      if (error instanceof LiveswapError) this.log.warn(error.message);
+      throw error;
+    } finally {
+      this.operation = undefined;
+      this.refill();
+    }
+  }
+
+  private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
+    return { target, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
+  }
+
+  private async askHook(target: string, from: LaunchSpec, extra: unknown, signal: AbortSignal): Promise<void> {
+    const data = {
+      target,
+      previousTarget: from.target,
+      generation: this.lastGeneration + 1,
+      workers: this.pool.list().map((w) => ({ id: w.id, pid: w.pid, state: w.state, generation: w.generation })),
+      extra: extra ?? null,
+    };
+    const verdict = await cancellable(
+      runPreUpgradeHook(this.config.preUpgrade!, data, this.config.hookTimeoutMs),
+      signal,
+    );
+    if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
+  }
+
+  private liveOfCurrent(): number {
+    return this.pool.list().filter((w) => w.isLive && w.generation === this.current?.generation).length;
+  }
+
+  /** After an operation: bring the current release back to full size at once. */
+  private refill(): void {
+    const spec = this.current;
+    if (!spec || this.stopping) return;
+    const missing = this.config.forks - this.liveOfCurrent() - this.respawnTimers.size;
+    for (let i = 0; i < missing; i++) this.pool.spawn(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
+  }
+
+  /**
+   * A worker exited without being asked to. Outside an operation, respawn it
+   * after a backoff that doubles with each crash in a row of that slot and
+   * resets once a worker has stayed ready for backoffResetMs.
+   * During an operation, the operation accounts for it and refill() follows.
+   */
+  private onCrash(worker: WorkerHandle): void {
+    const spec = this.current;
+    if (this.stopping || this.operation || !spec || worker.generation !== spec.generation) return;
+    const stayedReady = worker.readyAt ? Date.now() - worker.readyAt.getTime() : 0;
+    const streak = stayedReady >= this.config.backoffResetMs ? 1 : worker.crashStreak + 1;
+    const delayMs = Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
+    this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
+    const timer = setTimeout(() => {
+      this.respawnTimers.delete(timer);
+      if (this.stopping || this.operation || this.current !== spec) return;
+      if (this.liveOfCurrent() >= this.config.forks) return;
+      this.restarts++;
+      this.pool.spawn(spec, {
+        readyTimeoutMs: this.config.readyTimeoutMs,
+        restarts: worker.restarts + 1,
+        crashStreak: streak,
+      });
+    }, delayMs);
+    this.respawnTimers.add(timer);
+  }
+}

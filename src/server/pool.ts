@@ -1,0 +1,177 @@
+/**
+ * The set of live workers and the primitive moves on them: spawn (with the
+ * ready timeout enforced), drain (with the drain timeout enforced), kill, and
+ * message. Policy — when to spawn, whom to drain, what a crash means — lives
+ * in the master and the upgrade; the pool only does what it is told and
+ * reports every transition.
+ */
+import { EventEmitter } from 'node:events';
+import type { LaunchSpec, Launcher } from './launcher.js';
+import { summarizeStderr } from './output.js';
+import { WorkerHandle, type ExitInfo, type TransitionEvent, type WorkerStateName } from './worker-handle.js';
+
+export interface WorkerCounts {
+  starting: number;
+  ready: number;
+  draining: number;
+}
+
+export interface PoolTransition extends TransitionEvent {
+  counts: WorkerCounts;
+  /** 1, 2, 3, … over the pool's lifetime. */
+  sequence: number;
+}
+
+export interface PoolEvents {
+  transition: [event: PoolTransition];
+  output: [worker: WorkerHandle, stream: 'stdout' | 'stderr', line: string];
+  exit: [worker: WorkerHandle, info: ExitInfo];
+}
+
+export interface SpawnOptions {
+  readyTimeoutMs: number;
+  /** Crash restarts of this slot so far (shown in status). */
+  restarts?: number;
+  /** Crashes in a row of this slot, for the respawn backoff. */
+  crashStreak?: number;
+}
+
+export class Pool extends EventEmitter<PoolEvents> {
+  private readonly workers = new Map<number, WorkerHandle>();
+  private sequence = 0;
+
+  constructor(private readonly launcher: Launcher) {
+    super();
+  }
+
+  /** Every worker not yet exited, oldest first. */
+  list(): WorkerHandle[] {
+    return [...this.workers.values()];
+  }
+
+  counts(): WorkerCounts {
+    const counts: WorkerCounts = { starting: 0, ready: 0, draining: 0 };
+    for (const worker of this.workers.values()) {
+      if (worker.state !== 'exited') counts[worker.state]++;
+    }
+    return counts;
+  }
+
+  spawn(spec: LaunchSpec, options: SpawnOptions): WorkerHandle {
+    const process = this.launcher.launch(spec);
+    const handle = new WorkerHandle(process, spec, options.restarts ?? 0, options.crashStreak ?? 0, (event) =>
+      this.emit('transition', { ...event, counts: this.counts(), sequence: ++this.sequence }),
+    );
+    this.workers.set(handle.id, handle);
+    handle.announce();
+
+    const readyTimer = setTimeout(() => {
+      if (handle.state !== 'starting') return;
+      handle.readyTimedOut = true;
+      process.kill('SIGKILL');
+    }, options.readyTimeoutMs);
+    const becomeReady = (reason: string) => {
+      if (handle.state !== 'starting') return;
+      clearTimeout(readyTimer);
+      handle.transition('ready', reason);
+    };
+    if (spec.readyMode === 'listening') {
+      process.on('listening', (address) => becomeReady(`listening on ${address}`));
+    } else {
+      process.on('ready-message', () => becomeReady('sent the ready message'));
+    }
+    process.on('stdout', (line) => this.emit('output', handle, 'stdout', line));
+    process.on('stderr', (line) => {
+      handle.stderrTail.push(line);
+      this.emit('output', handle, 'stderr', line);
+    });
+    process.once('exit', (code, signal) => {
+      clearTimeout(readyTimer);
+      if (handle.drainTimer) clearTimeout(handle.drainTimer);
+      const info = handle.markExited(code, signal, describeExit(handle, code, signal, options.readyTimeoutMs));
+      this.workers.delete(handle.id);
+      this.emit('exit', handle, info);
+    });
+    return handle;
+  }
+
+  /**
+   * Ask a worker to finish what it is doing and exit; SIGKILL it at the
+   * timeout. A worker still starting serves nothing yet and is killed at once.
+   */
+  drain(handle: WorkerHandle, timeoutMs: number, reason: string): Promise<ExitInfo> {
+    if (!handle.isLive) return handle.exited;
+    handle.stopRequested = true;
+    if (handle.state === 'starting') {
+      handle.process.kill('SIGKILL');
+      return handle.exited;
+    }
+    handle.transition('draining', reason);
+    handle.process.send({ liveswap: 'drain', timeoutMs }, () => {
+      // Not written means the channel is gone, so the worker is exiting anyway.
+    });
+    handle.drainTimer = setTimeout(() => {
+      handle.killedAtDrainTimeout = true;
+      handle.process.kill('SIGKILL');
+    }, timeoutMs);
+    return handle.exited;
+  }
+
+  /** SIGKILL a worker in any state. */
+  kill(handle: WorkerHandle): Promise<ExitInfo> {
+    if (handle.state !== 'exited') {
+      handle.stopRequested = true;
+      handle.process.kill('SIGKILL');
+    }
+    return handle.exited;
+  }
+
+  /** Deliver a value to every ready worker; resolves to the ids it was written to. */
+  async broadcast(value: unknown): Promise<number[]> {
+    const targets = this.list().filter((w) => w.state === 'ready');
+    const results = await Promise.all(
+      targets.map(
+        (worker) =>
+          new Promise<number | undefined>((resolve) =>
+            worker.process.send({ liveswap: 'broadcast', value }, (error) => resolve(error ? undefined : worker.id)),
+          ),
+      ),
+    );
+    return results.filter((id): id is number => id !== undefined);
+  }
+}
+
+function readinessWord(handle: WorkerHandle): string {
+  return handle.spec.readyMode === 'listening' ? 'listening' : 'sending the ready message';
+}
+
+function exitWords(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+/** One sentence a person can act on, saying how and why a worker ended. */
+function describeExit(
+  handle: WorkerHandle,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  readyTimeoutMs: number,
+): string {
+  const from: WorkerStateName = handle.state;
+  const summary = summarizeStderr(handle.stderrTail.get());
+  const because = summary ? `: ${summary}` : '';
+  if (handle.readyTimedOut) {
+    return `did not start ${readinessWord(handle)} within ${readyTimeoutMs} ms (killed)`;
+  }
+  if (handle.killedAtDrainTimeout) return 'killed at the drain timeout';
+  if (handle.stopRequested && from !== 'draining') return `stopped (${exitWords(code, signal)})`;
+  switch (from) {
+    case 'starting':
+      return `${exitWords(code, signal)} before ${readinessWord(handle)}${because}`;
+    case 'ready':
+      return `crashed: ${exitWords(code, signal)}${because}`;
+    case 'draining':
+      return code === 0 ? 'drained' : `${exitWords(code, signal)} while draining${because}`;
+    case 'exited':
+      return handle.reason;
+  }
+}

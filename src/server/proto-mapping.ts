@@ -1,0 +1,64 @@
+/** Master values → the wire types generated from the proto. */
+import {
+  ReadyMode as ProtoReadyMode,
+  WorkerState as ProtoWorkerState,
+  type Transition,
+  type Worker,
+  type WorkerCounts,
+} from '../gen/liveswap/v1/liveswap.js';
+import type { ReadyMode } from './launcher.js';
+import type { PoolTransition, WorkerCounts as Counts } from './pool.js';
+import type { WorkerInfo, WorkerStateName } from './worker-handle.js';
+
+const STATE: Record<WorkerStateName, ProtoWorkerState> = {
+  starting: ProtoWorkerState.WORKER_STATE_STARTING,
+  ready: ProtoWorkerState.WORKER_STATE_READY,
+  draining: ProtoWorkerState.WORKER_STATE_DRAINING,
+  exited: ProtoWorkerState.WORKER_STATE_EXITED,
+};
+
+export function toProtoState(state: WorkerStateName | undefined): ProtoWorkerState {
+  return state ? STATE[state] : ProtoWorkerState.WORKER_STATE_UNSPECIFIED;
+}
+
+export function fromProtoReadyMode(mode: ProtoReadyMode): ReadyMode | undefined {
+  switch (mode) {
+    case ProtoReadyMode.READY_MODE_LISTENING:
+      return 'listening';
+    case ProtoReadyMode.READY_MODE_MESSAGE:
+      return 'message';
+    default:
+      return undefined;
+  }
+}
+
+export function toProtoWorker(worker: WorkerInfo): Worker {
+  return {
+    id: worker.id,
+    pid: worker.pid,
+    state: toProtoState(worker.state),
+    generation: worker.generation,
+    target: worker.target,
+    startedAt: worker.startedAt,
+    readyAt: worker.readyAt,
+    restarts: worker.restarts,
+    exitCode: worker.exitCode,
+    exitSignal: worker.exitSignal ?? '',
+    reason: worker.reason,
+  };
+}
+
+export function toProtoCounts(counts: Counts): WorkerCounts {
+  return { ...counts };
+}
+
+export function toProtoTransition(event: PoolTransition): Transition {
+  return {
+    worker: toProtoWorker(event.worker),
+    fromState: toProtoState(event.from),
+    toState: toProtoState(event.to),
+    counts: toProtoCounts(event.counts),
+    time: event.time,
+    sequence: event.sequence,
+  };
+}

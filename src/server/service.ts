@@ -1,0 +1,155 @@
+/**
+ * The gRPC handlers: each maps one RPC onto one master method, and every
+ * failure onto a precise status. Expected failures are LiveswapErrors;
+ * anything else is a bug, logged with its stack and answered INTERNAL — the
+ * master keeps running.
+ */
+import { Metadata, status, type ServerErrorResponse, type ServerWritableStream, type StatusObject } from '@grpc/grpc-js';
+import {
+  LiveswapServiceService,
+  type LiveswapServiceServer,
+  type WatchWorkersRequest,
+  type WatchWorkersResponse,
+} from '../gen/liveswap/v1/liveswap.js';
+import { invalidArgument, LiveswapError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Master } from './master.js';
+import type { PoolTransition } from './pool.js';
+import { fromProtoReadyMode, toProtoCounts, toProtoTransition, toProtoWorker } from './proto-mapping.js';
+
+export { LiveswapServiceService };
+
+/** Trailing metadata key carrying the failing worker's stderr tail (UTF-8). */
+export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
+/** Keep the tail well under grpc's default 8 KiB metadata limit. */
+const STDERR_TAIL_MAX_BYTES = 4096;
+/** A watcher that falls this far behind is disconnected rather than buffered without bound. */
+const WATCH_MAX_BUFFERED_BYTES = 1 << 20;
+
+function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
+  if (error instanceof LiveswapError) {
+    const metadata = new Metadata();
+    if (error.stderrTail.length > 0) {
+      let tail = Buffer.from(error.stderrTail.join('\n'));
+      if (tail.length > STDERR_TAIL_MAX_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_MAX_BYTES);
+      metadata.set(STDERR_TAIL_KEY, tail);
+    }
+    return { code: error.code, details: error.message, metadata };
+  }
+  log.error(`internal error: ${(error as Error)?.stack ?? String(error)}`);
+  return { code: status.INTERNAL, details: `internal error in the liveswap master: ${(error as Error)?.message}` };
+}
+
+type UnaryHandler<Req, Res> = (request: Req) => Promise<Res>;
+
+function unary<Req, Res>(log: Logger, handler: UnaryHandler<Req, Res>) {
+  return (
+    call: { request: Req },
+    callback: (error: Partial<StatusObject> | ServerErrorResponse | null, value?: Res) => void,
+  ) => {
+    Promise.resolve()
+      .then(() => handler(call.request))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toStatus(error, log)),
+      );
+  };
+}
+
+export interface ServiceHandle {
+  implementation: LiveswapServiceServer;
+  /** Ends every open WatchWorkers stream (at shutdown). */
+  endStreams(): void;
+}
+
+export function createService(master: Master, log: Logger): ServiceHandle {
+  const streams = new Set<ServerWritableStream<WatchWorkersRequest, WatchWorkersResponse>>();
+
+  const implementation: LiveswapServiceServer = {
+    start: unary(log, async (request) => {
+      const result = await master.start(request.target, {
+        ...(request.forks !== 0 && { forks: request.forks }),
+        readyMode: fromProtoReadyMode(request.readyMode),
+        readyTimeoutMs: request.readyTimeoutMs,
+      });
+      return { generation: result.generation, workers: result.workers.map(toProtoWorker) };
+    }),
+
+    upgrade: unary(log, async (request) => {
+      const result = await master.upgrade(request.target, {
+        readyMode: fromProtoReadyMode(request.readyMode),
+        readyTimeoutMs: request.readyTimeoutMs,
+        drainTimeoutMs: request.drainTimeoutMs,
+        hookData: request.hookData,
+      });
+      return { ...result, workers: result.workers.map(toProtoWorker) };
+    }),
+
+    kill: unary(log, async () => {
+      const result = await master.kill();
+      return { killed: result.killed, workers: result.workers.map(toProtoWorker) };
+    }),
+
+    die: unary(log, (request) => master.die({ force: request.force, drainTimeoutMs: request.drainTimeoutMs })),
+
+    broadcast: unary(log, async (request) => {
+      if (request.message === undefined) {
+        throw invalidArgument('message is required: any JSON value (a string, number, bool, null, list or object)');
+      }
+      return master.broadcast(request.message);
+    }),
+
+    getStatus: unary(log, async () => {
+      const s = master.status();
+      return { ...s, workers: s.workers.map(toProtoWorker), counts: toProtoCounts(s.counts) };
+    }),
+
+    watchWorkers(call) {
+      if (master.isStopping) {
+        call.emit('error', { code: status.UNAVAILABLE, details: 'the master is shutting down' });
+        return;
+      }
+      // Snapshot and subscription in the same tick: no transition can fall between them.
+      const s = master.status();
+      call.write({
+        event: {
+          $case: 'snapshot',
+          snapshot: {
+            workers: s.workers.map(toProtoWorker),
+            counts: toProtoCounts(s.counts),
+            generation: s.generation,
+            target: s.target,
+          },
+        },
+      });
+      const onTransition = (event: PoolTransition) => {
+        if (call.writableLength > WATCH_MAX_BUFFERED_BYTES) {
+          cleanup();
+          call.emit('error', {
+            code: status.RESOURCE_EXHAUSTED,
+            details: 'watcher fell too far behind and was disconnected; reconnect to get a fresh snapshot',
+          });
+          return;
+        }
+        call.write({ event: { $case: 'transition', transition: toProtoTransition(event) } });
+      };
+      const cleanup = () => {
+        master.off('transition', onTransition);
+        streams.delete(call);
+      };
+      master.on('transition', onTransition);
+      streams.add(call);
+      call.once('cancelled', cleanup);
+      call.once('finish', cleanup);
+      call.once('error', cleanup);
+    },
+  };
+
+  return {
+    implementation,
+    endStreams() {
+      for (const call of streams) call.end();
+      streams.clear();
+    },
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * The rolling upgrade.
+ *
+ * Invariant: while an upgrade runs, no fewer workers are ready than the pool
+ * size N, and at most N + 1 are live (maxSurge 1): an old worker is drained
+ * only after its replacement is ready.
+ *
+ * Every wait has exactly these outcomes:
+ *   - the new worker is ready                 → drain one old worker, go on
+ *   - a new worker exited (boot failure, ready
+ *     timeout, crash inside the stable window) → roll back
+ *   - the operation was cancelled (Die)        → stop here; Die stops everyone
+ *
+ * Rolling back restores the old generation to N live workers *before* the new
+ * ones are drained, so the old version never stops serving.
+ */
+import { failedPrecondition } from './errors.js';
+import type { LaunchSpec } from './launcher.js';
+import type { Logger } from './logger.js';
+import type { Pool } from './pool.js';
+import { allReadyOrFirstFailure } from './readiness.js';
+import { cancellable, delay } from './wait.js';
+import type { ExitInfo, WorkerHandle } from './worker-handle.js';
+
+export interface UpgradePlan {
+  pool: Pool;
+  forks: number;
+  /** The release serving now. */
+  from: LaunchSpec;
+  to: LaunchSpec;
+  readyTimeoutMs: number;
+  drainTimeoutMs: number;
+  stableMs: number;
+  signal: AbortSignal;
+  log: Logger;
+  /** Called once the new workers are confirmed, before the old ones have finished draining. */
+  commit(): void;
+}
+
+export interface UpgradeOutcome {
+  workers: WorkerHandle[];
+  killedAtDrainTimeout: number;
+}
+
+export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
+  const { pool, to, signal } = plan;
+  const fresh: WorkerHandle[] = [];
+  const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
+  const failure = firstUnexpectedExit(pool, to.generation);
+  const retire = (old: WorkerHandle) =>
+    retiring.push({
+      worker: old,
+      exit: pool.drain(old, plan.drainTimeoutMs, `replaced by generation ${to.generation}`),
+    });
+
+  try {
+    for (let i = 0; i < plan.forks; i++) {
+      const worker = pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs });
+      fresh.push(worker);
+      const outcome = await cancellable(
+        Promise.race([worker.readyOrExited.then((ready) => (ready ? 'ready' : worker)), failure.exited]),
+        signal,
+      );
+      if (outcome !== 'ready') return await rollBack(plan, fresh, outcome);
+      const old = oldestOther(pool, to.generation);
+      if (old) retire(old);
+    }
+    // Old workers beyond the pool size (e.g. a crash respawn raced us) retire too.
+    for (const old of pool.list().filter((w) => w.isLive && w.generation !== to.generation)) retire(old);
+
+    // Every new worker must stay up stableMs after becoming ready.
+    const lastReady = Math.max(...fresh.map((w) => w.readyAt?.getTime() ?? Date.now()));
+    const outcome = await cancellable(
+      Promise.race([delay(lastReady + plan.stableMs - Date.now()).then(() => 'stable' as const), failure.exited]),
+      signal,
+    );
+    if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
+    plan.commit();
+
+    await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
+    return {
+      workers: fresh.filter((w) => w.isLive),
+      killedAtDrainTimeout: retiring.filter((r) => r.worker.killedAtDrainTimeout).length,
+    };
+  } finally {
+    failure.dispose();
+  }
+}
+
+/** The oldest live worker not of `generation`, ready ones first. */
+function oldestOther(pool: Pool, generation: number): WorkerHandle | undefined {
+  const others = pool.list().filter((w) => w.isLive && w.generation !== generation);
+  return others.find((w) => w.state === 'ready') ?? others[0];
+}
+
+/** Resolves with the first worker of `generation` that exits without being asked to. */
+function firstUnexpectedExit(pool: Pool, generation: number) {
+  let onExit!: (worker: WorkerHandle, info: ExitInfo) => void;
+  const exited = new Promise<WorkerHandle>((resolve) => {
+    onExit = (worker, info) => {
+      if (worker.generation === generation && !info.expected) resolve(worker);
+    };
+    pool.on('exit', onExit);
+  });
+  return { exited, dispose: () => pool.off('exit', onExit) };
+}
+
+function describeFailure(culprit: WorkerHandle): string {
+  if (culprit.readyAt) {
+    const uptime = Date.now() - culprit.readyAt.getTime();
+    return `worker ${culprit.id} ${culprit.reason} (${uptime} ms after it became ready)`;
+  }
+  return `worker ${culprit.id} ${culprit.reason}`;
+}
+
+async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: WorkerHandle): Promise<never> {
+  const { pool, from, to, log } = plan;
+  let reason = describeFailure(culprit);
+  log.warn(`upgrade to generation ${to.generation} failed: ${reason}; rolling back`);
+
+  // New workers still starting serve nothing: stop them now.
+  for (const worker of fresh) if (worker.state === 'starting') void pool.kill(worker);
+
+  let restored = true;
+  {
+    const oldLive = pool.list().filter((w) => w.isLive && w.generation === from.generation);
+    const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
+      pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs }),
+    );
+    const failedAgain = await cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
+    if (failedAgain) {
+      restored = false;
+      reason += `; restoring generation ${from.generation} failed too: worker ${failedAgain.id} ${failedAgain.reason}`;
+      log.error(`rollback could not restore generation ${from.generation}; keeping whatever new workers are ready`);
+    }
+  }
+  if (restored) {
+    const stopping = fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, `rolled back to generation ${from.generation}`));
+    await cancellable(Promise.all(stopping), plan.signal);
+  }
+  throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail.get());
+}

@@ -1,0 +1,85 @@
+/**
+ * Graceful drain inside a worker.
+ *
+ * The rules, in order of what a client sees:
+ * 1. Stop accepting at once: every server the app listens on is closed with
+ *    net.Server#close, which hands the listening socket back to the master
+ *    (queued connections go to another worker). We deliberately bypass
+ *    http.Server#close: since Node 19 it also destroys every keep-alive socket
+ *    the server sees as idle, and such a socket is often one on which the
+ *    client is writing its next request right now — that request would fail
+ *    with ECONNRESET.
+ * 2. Every response not yet started (in flight or arriving later on an open
+ *    keep-alive socket) is sent with `Connection: close`, so the client learns
+ *    the socket is going away and Node closes it once the response is done.
+ * 3. A keep-alive socket that stays idle is closed by the server's own
+ *    keepAliveTimeout (5 s by default): a drain never closes an idle socket
+ *    sooner than the app itself would have.
+ * 4. The app is told (`process.on('liveswap:drain')`) so it can close
+ *    WebSockets, long polls and timers.
+ * 5. When every server has closed (all its connections ended) the worker
+ *    exits. If the app listens for the drain event it owns the rest of its
+ *    wind-down: the worker leaves the cluster and exits when its event loop is
+ *    empty. Either way the master kills it at the drain timeout.
+ */
+import cluster from 'node:cluster';
+import type http from 'node:http';
+import net from 'node:net';
+import { DRAIN_EVENT, type DrainNotice } from '../ipc.js';
+
+const servers = new Set<net.Server>();
+const responsesInFlight = new Set<http.ServerResponse>();
+let draining = false;
+
+/** Record every server the app starts listening, before any app code runs. */
+export function trackServers(): void {
+  const originalListen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+    watchServer(this);
+    return (originalListen as (...a: unknown[]) => net.Server).apply(this, args);
+  } as typeof originalListen;
+}
+
+function watchServer(server: net.Server): void {
+  if (servers.has(server)) return;
+  servers.add(server);
+  // Prepended so that we mark the response before the app's handler writes it.
+  // Only HTTP servers emit `request`; for others this listener never runs.
+  server.prependListener('request', onRequest);
+}
+
+function onRequest(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (draining) res.shouldKeepAlive = false;
+  responsesInFlight.add(res);
+  res.once('close', () => responsesInFlight.delete(res));
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  // net.Server#close, not http.Server#close: see rule 1 above. The callback
+  // runs once every connection of this server has ended.
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    net.Server.prototype.close.call(server, () => resolve());
+  });
+}
+
+export async function drain(timeoutMs: number): Promise<void> {
+  if (draining) return;
+  draining = true;
+  for (const res of responsesInFlight) {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+  }
+  const notice: DrainNotice = { timeoutMs, deadline: Date.now() + timeoutMs };
+  const appTakesPart = process.listenerCount(DRAIN_EVENT) > 0;
+  const closing = Promise.all([...servers].map(closeServer));
+  (process.emit as (event: string, notice: DrainNotice) => boolean)(DRAIN_EVENT, notice);
+  await closing;
+  if (appTakesPart) {
+    // Leave the cluster without being treated as an orphan (cluster exits a
+    // worker whose channel closes unexpectedly), then let the loop empty.
+    if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+    if (process.connected) process.disconnect();
+  } else {
+    process.exit(0);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The entry point of every worker process (cluster `exec`).
+ *
+ * It installs the IPC bridge and the drain machinery, then runs the user's
+ * module exactly as `node target` would: `process.argv[1]` is the target and
+ * Module.runMain loads it as the main module, so CommonJS (`require.main ===
+ * module` holds), ESM (top-level await included) and directories with a
+ * package.json all behave as they do outside liveswap. A target that throws
+ * while loading crashes the worker with Node's usual report on stderr, which
+ * the master keeps for its error message.
+ */
+import cluster from 'node:cluster';
+import Module from 'node:module';
+import { WorkerEnv } from '../ipc.js';
+import { drain, trackServers } from './drain.js';
+import { installIpcBridge } from './ipc-bridge.js';
+
+const target = process.env[WorkerEnv.target];
+if (!target) {
+  process.stderr.write(`liveswap worker: ${WorkerEnv.target} is not set; workers are started by the liveswap master\n`);
+  process.exit(78);
+}
+
+// The app may want to know which worker it is (logs, metrics).
+if (cluster.worker) process.env[WorkerEnv.workerId] = String(cluster.worker.id);
+
+installIpcBridge((envelope) => void drain(envelope.timeoutMs));
+trackServers();
+
+process.argv[1] = target;
+(Module as unknown as { runMain(): void }).runMain();
