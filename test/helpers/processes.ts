@@ -1,0 +1,124 @@
+/**
+ * Real processes for tests: a liveswap master run through the real CLI, and
+ * one-shot CLI commands. Every process started here is tracked; stop() ends
+ * the master and checks that it and every worker it ever logged are gone.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { connect, type LiveswapClient } from '../../src/client/index.js';
+import { CLI, tempDir } from './paths.js';
+import { expectGone, GiveUp, isAlive, waitFor, withDeadline } from './wait.js';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000 } = {}): Promise<CliResult> {
+  return withDeadline(
+    `liveswap ${args.join(' ')}`,
+    new Promise<CliResult>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    }),
+    timeoutMs,
+  );
+}
+
+export interface MasterProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** The control socket path. */
+  readonly socket: string;
+  /** CLI arguments that reach this master (`--socket PATH`). */
+  readonly via: string[];
+  readonly client: LiveswapClient;
+  stdout(): string;
+  stderr(): string;
+  /** Every worker pid the master has logged so far. */
+  workerPids(): number[];
+  /** Waits until the master's stdout matches. */
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code once the master exits. */
+  exited: Promise<number | null>;
+  /** Die (graceful), or SIGKILL if it does not answer; then checks every pid is gone. */
+  stop(): Promise<void>;
+}
+
+export interface StartMasterOptions {
+  forks?: number;
+  env?: Record<string, string>;
+  /** Extra CLI arguments (e.g. --ready-timeout 1000). */
+  args?: string[];
+  cwd?: string;
+  /** Wait for the pool to be ready (default true). */
+  waitReady?: boolean;
+}
+
+export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
+  const dir = tempDir();
+  const socket = path.join(dir, 'control.sock');
+  const args = [CLI, '-s', ...(target ? [target] : []), '--socket', socket, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd ?? process.cwd(),
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+
+  const workerPids = () => [...stderr.matchAll(/worker \d+ \(pid (\d+),/g)].map((m) => Number(m[1]));
+  const client = connect({ socket });
+  const master: MasterProcess = {
+    child,
+    pid: child.pid!,
+    socket,
+    via: ['--socket', socket],
+    client,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    workerPids: () => [...new Set(workerPids())],
+    waitForStdout: (pattern, timeoutMs = 10_000) =>
+      waitFor(`master stdout to match ${pattern}`, () => stdout.match(pattern) ?? undefined, { timeoutMs }),
+    exited,
+    async stop() {
+      if (!hasExited) {
+        await client.die({ drainTimeoutMs: 5000 }).catch(() => {});
+        await withDeadline('master exit after Die', exited, 10_000).catch(() => child.kill('SIGKILL'));
+      }
+      client.close();
+      await exited;
+      const pids = [child.pid!, ...master.workerPids()];
+      // Safety net: whatever is left is killed, but the test still fails.
+      await expectGone(pids, 5000).catch((error: Error) => {
+        for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+        throw error;
+      });
+    },
+  };
+
+  const waitReady = options.waitReady ?? true;
+  await waitFor(
+    'the master to come up',
+    () => {
+      if (hasExited) throw new GiveUp('master exited early');
+      return waitReady ? /master pid \d+ up/.test(stderr) : /control service listening/.test(stderr);
+    },
+    { timeoutMs: 20_000 },
+  ).catch(async (error: Error) => {
+    if (!hasExited) child.kill('SIGKILL');
+    throw new Error(`${error.message}\n--- master stderr ---\n${stderr}`);
+  });
+  return master;
+}

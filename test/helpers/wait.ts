@@ -1,0 +1,54 @@
+/** Waiting with deadlines: a test never sleeps and hopes. */
+
+/** Thrown from a waitFor check to stop waiting at once (other errors are retried until the deadline). */
+export class GiveUp extends Error {}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  { timeoutMs = 10_000, intervalMs = 25 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      if (error instanceof GiveUp) throw error;
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Resolves with the result of `promise`, or rejects if it takes longer than `timeoutMs`. */
+export function withDeadline<T>(what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    }),
+  ]);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits until every pid is gone; throws naming the ones still alive. */
+export async function expectGone(pids: readonly number[], timeoutMs = 5000): Promise<void> {
+  await waitFor(`pids ${pids.join(', ')} to exit`, () => pids.every((pid) => !isAlive(pid)), { timeoutMs }).catch(() => {
+    const alive = pids.filter(isAlive);
+    throw new Error(`processes still alive: ${alive.join(', ')}`);
+  });
+}
