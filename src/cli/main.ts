@@ -40,6 +40,7 @@ function parser(argv: string[]) {
     .option('status', { type: 'boolean', describe: 'Print the worker table', group: 'Commands:' })
     .option('watch', { type: 'boolean', describe: 'Print worker events as they happen', group: 'Commands:' })
     .option('pre-upgrade', { type: 'string', describe: 'With -s: module that may veto upgrades (function (data, cb) or async)' })
+    .option('hook-timeout', { type: 'number', describe: `With --pre-upgrade: ms the hook may take before it counts as a veto (default ${DEFAULTS.hookTimeoutMs})` })
     .option('forks', { alias: 'f', type: 'number', default: DEFAULTS.forks, describe: 'With -s: number of workers' })
     .option('port', { alias: 'p', type: 'number', default: DEFAULTS.port, describe: 'Control service port' })
     .option('address', { alias: 'a', type: 'string', default: DEFAULTS.address, describe: 'Control service address' })
@@ -90,6 +91,7 @@ async function runStart(args: Args): Promise<number> {
     ...(args['pre-upgrade'] !== undefined && { preUpgrade: absolute(args['pre-upgrade']) }),
     ...(args['ready-timeout'] !== undefined && { readyTimeoutMs: args['ready-timeout'] }),
     ...(args['drain-timeout'] !== undefined && { drainTimeoutMs: args['drain-timeout'] }),
+    ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
     log: { format: args['log-format'] },
   });

@@ -1,0 +1,71 @@
+/**
+ * The drain a worker goes through when it is replaced: requests in flight
+ * finish on the old version, keep-alive clients are told `Connection: close`
+ * instead of having their socket reset, and every later request is served
+ * by the new version.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test } from 'node:test';
+import { freePort, get, startLoad } from './helpers/net.js';
+import { fixture } from './helpers/paths.js';
+import { startMaster } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
+
+test('in-flight slow requests complete on the old version through an upgrade', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+
+  const slow = Array.from({ length: 8 }, () => get(port, '/slow?ms=1500'));
+  // Both workers hold some of the slow requests before the upgrade starts.
+  await waitFor('slow requests to be in flight', async () => (await get(port)).status === 200);
+  const upgrade = await master.client.upgrade({ target: fixture('v2.js') });
+  assert.equal(upgrade.killedAtDrainTimeout, 0);
+  const replies = await Promise.all(slow);
+  assert.deepEqual(
+    replies.map((r) => r.body),
+    Array(8).fill('v1'),
+  );
+  // The upgrade waited for them: it returns only once the old workers exited.
+  assert.ok(upgrade.durationMs >= 1000, `upgrade took ${upgrade.durationMs} ms`);
+  for (let i = 0; i < 6; i++) assert.equal((await get(port)).body, 'v2');
+});
+
+test('a keep-alive socket on a draining worker gets Connection: close, never a reset', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const first = await get(port, '/', agent);
+  assert.equal(first.headers.connection, 'keep-alive');
+  // A request in flight on that very socket when the drain begins.
+  const inFlight = get(port, '/slow?ms=800', agent);
+  await waitFor('the slow request to reach the worker', () => agent.sockets[`127.0.0.1:${port}:`]?.length === 1);
+  const upgrading = master.client.upgrade({ target: fixture('v2.js') });
+  const reply = await inFlight;
+  assert.equal(reply.body, 'v1');
+  assert.equal(reply.headers.connection, 'close', 'the old worker told the client the socket is closing');
+  await upgrading;
+  const next = await get(port, '/', agent);
+  assert.equal(next.body, 'v2');
+});
+
+test('zero failed requests through back-to-back upgrades, keep-alive and close clients', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+
+  const load = startLoad(port, { keepAlive: 8, close: 4 });
+  await waitFor('load to flow', async () => (await get(port)).status === 200);
+  for (const version of ['v2', 'v3', 'v1']) {
+    await master.client.upgrade({ target: fixture(`${version}.js`) });
+  }
+  const stats = await load.stop();
+  assert.deepEqual(stats.errors, {});
+  assert.equal(stats.failed, 0);
+  for (const version of ['v1', 'v2', 'v3']) assert.ok(stats.bodies[version]! > 0, `${version} served`);
+  assert.ok(stats.ok > 100, `load was real: ${stats.ok} requests`);
+});

@@ -1,0 +1,136 @@
+/**
+ * The pre-upgrade hook, through a real master started with `liveswap -s
+ * --pre-upgrade HOOK`: both hook shapes allow, and every way a hook can say
+ * no — a callback error, a rejected promise, a synchronous throw, a hang past
+ * --hook-timeout — vetoes with FAILED_PRECONDITION, the hook's reason, and
+ * nothing changed: same workers, same generation, the old code still serving.
+ */
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { WorkerState, type GetStatusResponse } from '../src/client/index.js';
+import { freePort, get } from './helpers/net.js';
+import { fixture } from './helpers/paths.js';
+import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
+import { childPids, expectGrpcError, lines } from './helpers/proc-tree.js';
+import { waitFor } from './helpers/wait.js';
+
+async function startWithHook(t: TestContext, hook: string, extraArgs: string[] = []) {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), {
+    forks: 2,
+    env: { APP_PORT: String(port) },
+    args: ['--pre-upgrade', fixture(hook), ...extraArgs],
+  });
+  t.after(() => master.stop());
+  assert.equal((await get(port)).body, 'v1');
+  return { master, port };
+}
+
+/** What must not change when an upgrade is vetoed. */
+function poolShape(s: GetStatusResponse) {
+  return {
+    generation: s.generation,
+    target: s.target,
+    operation: s.operation,
+    counts: s.counts,
+    workers: s.workers
+      .map((w) => ({ id: w.id, pid: w.pid, state: w.state, generation: w.generation, target: w.target }))
+      .sort((a, b) => a.id - b.id),
+  };
+}
+
+/** Once the hook has answered, the master's only children are its workers: the hook runner is gone. */
+async function expectOnlyWorkerChildren(master: MasterProcess, workerPids: number[]) {
+  const expected = [...workerPids].sort((a, b) => a - b);
+  await waitFor('the hook runner to be gone (the master has only its workers as children)', () => {
+    const children = childPids(master.pid);
+    return JSON.stringify(children) === JSON.stringify(expected) ? true : undefined;
+  }, { timeoutMs: 3000 }).catch((error: Error) => {
+    throw new Error(`${error.message}; children now ${childPids(master.pid).join(', ')}, workers ${expected.join(', ')}`);
+  });
+}
+
+async function expectAllowed(t: TestContext, hook: string) {
+  const { master, port } = await startWithHook(t, hook);
+  const result = await master.client.upgrade({ target: fixture('v2.js') });
+  assert.equal(result.generation, 2);
+  assert.equal(result.target, fixture('v2.js'));
+  assert.equal(result.workers.length, 2);
+  for (const worker of result.workers) {
+    assert.equal(worker.generation, 2);
+    assert.equal(worker.state, WorkerState.WORKER_STATE_READY);
+  }
+  for (let i = 0; i < 4; i++) assert.equal((await get(port)).body, 'v2');
+  const after = await master.client.status();
+  assert.equal(after.generation, 2);
+  assert.equal(after.target, fixture('v2.js'));
+  assert.equal(after.operation, '');
+  assert.deepEqual(after.workers.map((w) => w.generation), [2, 2]);
+  await expectOnlyWorkerChildren(master, after.workers.map((w) => w.pid));
+}
+
+async function expectVetoed(t: TestContext, hook: string, reason: RegExp, extraArgs: string[] = []) {
+  const { master, port } = await startWithHook(t, hook, extraArgs);
+  const before = await master.client.status();
+  assert.equal(before.generation, 1);
+  const pidsLogged = master.workerPids();
+
+  const began = Date.now();
+  const error = await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.FAILED_PRECONDITION, reason);
+  assert.equal(error.codeName, 'FAILED_PRECONDITION');
+  assert.match(error.message, /pre-upgrade hook/);
+
+  const after = await master.client.status();
+  assert.deepEqual(poolShape(after), poolShape(before), 'a vetoed upgrade changes nothing');
+  assert.equal(after.generation, 1);
+  assert.equal(after.target, fixture('v1.js'));
+  assert.deepEqual(master.workerPids(), pidsLogged, 'no worker was forked for the vetoed upgrade');
+  for (let i = 0; i < 4; i++) assert.equal((await get(port)).body, 'v1');
+  await expectOnlyWorkerChildren(master, after.workers.map((w) => w.pid));
+
+  // The master still works after a veto: nothing is left locked.
+  assert.equal((await master.client.status()).operation, '');
+  return { master, elapsedMs: Date.now() - began };
+}
+
+test('hook-allow.js (callback shape) allows: the upgrade to v2 succeeds', async (t) => {
+  await expectAllowed(t, 'hook-allow.js');
+});
+
+test('hook-async-allow.mjs (async shape) allows: the upgrade to v2 succeeds', async (t) => {
+  await expectAllowed(t, 'hook-async-allow.mjs');
+});
+
+test('veto by callback error: FAILED_PRECONDITION with the reason, nothing changed', async (t) => {
+  // The reason names v2.js: the hook saw data.target.
+  await expectVetoed(t, 'hook-veto-callback.js', /smoke tests failed for v2\.js/);
+});
+
+test('veto by rejected promise: FAILED_PRECONDITION with the reason, nothing changed', async (t) => {
+  await expectVetoed(t, 'hook-veto-reject.mjs', /database migration pending/);
+});
+
+test('veto by synchronous throw: FAILED_PRECONDITION with the reason, nothing changed', async (t) => {
+  await expectVetoed(t, 'hook-veto-throw.js', /hook threw synchronously/);
+});
+
+test('a hook that never answers is a veto at --hook-timeout', async (t) => {
+  const { elapsedMs } = await expectVetoed(t, 'hook-hang.js', /did not answer within 500 ms/, ['--hook-timeout', '500']);
+  assert.ok(elapsedMs >= 450, `vetoed after ${elapsedMs} ms, before the 500 ms hook timeout`);
+  assert.ok(elapsedMs < 5000, `vetoed only after ${elapsedMs} ms with a 500 ms hook timeout`);
+});
+
+test('a veto through the real CLI: exit 1 and one line on stderr', async (t) => {
+  const { master, port } = await startWithHook(t, 'hook-veto-callback.js');
+  const before = await master.client.status();
+  const result = await runCli(['-u', fixture('v2.js'), ...master.via]);
+  assert.equal(result.code, 1, `exit code ${result.code}; stderr: ${result.stderr}`);
+  const errorLines = lines(result.stderr);
+  assert.equal(errorLines.length, 1, `expected one line on stderr, got:\n${result.stderr}`);
+  assert.ok(errorLines[0]!.startsWith('liveswap: pre-upgrade hook'), errorLines[0]);
+  assert.match(errorLines[0]!, /smoke tests failed for v2\.js/);
+  assert.equal(result.stdout, '', 'no worker transition to report for a vetoed upgrade');
+  assert.deepEqual(poolShape(await master.client.status()), poolShape(before));
+  assert.equal((await get(port)).body, 'v1');
+});
