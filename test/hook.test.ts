@@ -6,21 +6,32 @@
  * nothing changed: same workers, same generation, the old code still serving.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { WorkerState, type GetStatusResponse } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
-import { fixture } from './helpers/paths.js';
+import { fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
 import { childPids, expectGrpcError, lines } from './helpers/proc-tree.js';
-import { waitFor } from './helpers/wait.js';
+import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
+
+/** A hook module written for one test, in a private directory removed afterwards. */
+function writeHook(t: TestContext, name: string, source: string): string {
+  const dir = tempDir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, source);
+  return file;
+}
 
 async function startWithHook(t: TestContext, hook: string, extraArgs: string[] = []) {
   const port = await freePort();
   const master = await startMaster(fixture('v1.js'), {
     forks: 2,
     env: { APP_PORT: String(port) },
-    args: ['--pre-upgrade', fixture(hook), ...extraArgs],
+    args: ['--pre-upgrade', path.isAbsolute(hook) ? hook : fixture(hook), ...extraArgs],
   });
   t.after(() => master.stop());
   assert.equal((await get(port)).body, 'v1');
@@ -133,4 +144,65 @@ test('a veto through the real CLI: exit 1 and one line on stderr', async (t) => 
   assert.equal(result.stdout, '', 'no worker transition to report for a vetoed upgrade');
   assert.deepEqual(poolShape(await master.client.status()), poolShape(before));
   assert.equal((await get(port)).body, 'v1');
+});
+
+test('a hook that exits without answering is a veto, with its stderr tail', async (t) => {
+  const hook = writeHook(
+    t,
+    'hook-exits.js',
+    `module.exports = function (data, cb) {
+  console.error('checking ' + require('path').basename(data.target))
+  console.error('fatal: disk full')
+  process.exit(3)
+}
+`,
+  );
+  const { master } = await expectVetoed(t, hook, /pre-upgrade hook exited with code 3 without answering: fatal: disk full/);
+  const error = await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.FAILED_PRECONDITION, /code 3/);
+  assert.deepEqual(error.stderrTail, ['checking v2.js', 'fatal: disk full'], 'the hook\'s stderr tail rides in the trailing metadata');
+});
+
+test('the hook sees the target, the previous target, the next generation, the workers and hook_data', async (t) => {
+  // Vetoes with what it saw, so the test can read it back from the error.
+  const hook = writeHook(t, 'hook-echo.js', 'module.exports = function (data, cb) { cb(new Error("SAW " + JSON.stringify(data))) }\n');
+  const { master } = await startWithHook(t, hook);
+  const before = await master.client.status();
+  const error = await expectGrpcError(
+    master.client.upgrade({ target: fixture('v2.js'), hookData: { ticket: 42, tags: ['a'] } }),
+    status.FAILED_PRECONDITION,
+    /SAW /,
+  );
+  const seen = JSON.parse(error.message.slice(error.message.indexOf('SAW ') + 4));
+  assert.equal(seen.target, fixture('v2.js'));
+  assert.equal(seen.previousTarget, fixture('v1.js'));
+  assert.equal(seen.generation, 2);
+  assert.deepEqual(seen.extra, { ticket: 42, tags: ['a'] });
+  assert.deepEqual(
+    seen.workers.map((w: { pid: number }) => w.pid).sort(),
+    before.workers.map((w) => w.pid).sort(),
+  );
+});
+
+test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops too', async (t) => {
+  // Default hook timeout (30 s): only Die can end this hook within the test.
+  const { master } = await startWithHook(t, 'hook-hang.js');
+  const workerPids = (await master.client.status()).workers.map((w) => w.pid);
+  const upgrade = master.client.upgrade({ target: fixture('v2.js') });
+  upgrade.catch(() => {}); // checked below
+  const runner = await waitFor('the hook runner to be running', () =>
+    childPids(master.pid).find((pid) => !workerPids.includes(pid)),
+  );
+  t.after(() => {
+    if (isAlive(runner)) process.kill(runner, 'SIGKILL'); // safety net; the assertion below still fails
+  });
+  assert.equal((await master.client.status()).operation, 'upgrade');
+
+  const died = await master.client.die({ drainTimeoutMs: 5000 });
+  assert.equal(died.stopped, 2);
+  await expectGrpcError(upgrade, status.UNAVAILABLE, /upgrade cancelled: the master is shutting down/);
+  assert.equal(await withDeadline('master exit after Die', master.exited, 10_000), 0);
+  await expectGone(workerPids);
+  await expectGone([runner], 3000).catch(() => {
+    assert.fail(`the pre-upgrade hook runner (pid ${runner}) outlived the master that started it`);
+  });
 });

@@ -195,7 +195,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** Fork the pool on a target; only when no worker is running. */
-  start(target: string, options: StartOptions = {}): Promise<StartResult> {
+  async start(target: string, options: StartOptions = {}): Promise<StartResult> {
     const file = resolveTarget(target);
     if (options.forks !== undefined) checkForks(options.forks);
     return this.exclusive('start', async (signal) => {
@@ -222,7 +222,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** Rolling upgrade to a new target (see upgrade.ts). */
-  upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
+  async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     return this.exclusive('upgrade', async (signal) => {
       const from = this.current;

@@ -1,0 +1,532 @@
+/**
+ * Unit tests of the master's state machine — start, rolling upgrade,
+ * rollback, crash respawn with backoff, one operation at a time, kill, die —
+ * on fake processes (test/helpers/fake-launcher.ts): no fork, no ports, so
+ * the timings can be small and every interleaving is scripted.
+ */
+import { status } from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { test, type TestContext } from 'node:test';
+import { LiveswapError } from '../src/server/errors.js';
+import { createLogger, type Logger } from '../src/server/logger.js';
+import { Master, resolveMasterConfig, type MasterConfig } from '../src/server/master.js';
+import type { PoolTransition } from '../src/server/pool.js';
+import { defaultBehaviour, exitOnDrain, FakeLauncher, type Behaviour, type FakeProcess } from './helpers/fake-launcher.js';
+import { fixture } from './helpers/paths.js';
+import { waitFor, withDeadline } from './helpers/wait.js';
+
+const V1 = fixture('v1.js');
+const V2 = fixture('v2.js');
+const V3 = fixture('v3.js');
+
+const SMALL: Partial<MasterConfig> = {
+  readyTimeoutMs: 200,
+  drainTimeoutMs: 200,
+  stableMs: 20,
+  backoffInitialMs: 10,
+};
+
+/** Deadline for any single operation in these tests. */
+const OP_DEADLINE_MS = 3000;
+
+interface Rig {
+  master: Master;
+  launcher: FakeLauncher;
+  /** Every log.warn message, in order. */
+  warnings: string[];
+  /** Dies, then checks that every fake process ever launched has exited. */
+  finish(): Promise<void>;
+}
+
+function rig(t: TestContext, config: Partial<MasterConfig>, behave: Behaviour = defaultBehaviour): Rig {
+  const launcher = new FakeLauncher(behave);
+  const log: Logger = createLogger({ level: 'silent' });
+  const warnings: string[] = [];
+  const warn = log.warn.bind(log);
+  log.warn = ((message: string, ...rest: unknown[]) => {
+    warnings.push(message);
+    return (warn as (...args: unknown[]) => unknown)(message, ...rest);
+  }) as Logger['warn'];
+  const master = new Master(resolveMasterConfig({ ...SMALL, ...config }), log, launcher);
+  const finish = async () => {
+    await withDeadline('die', master.die(), OP_DEADLINE_MS);
+    const running = launcher.running().map((p) => `${p.id} (g${p.generation})`);
+    assert.deepEqual(running, [], `fake processes still running after die: ${running.join(', ')}`);
+  };
+  // Safety net if the test failed half-way; die() is idempotent.
+  t.after(() => master.die().then(() => undefined, () => undefined));
+  return { master, launcher, warnings, finish };
+}
+
+/** The rejection of a promise that must reject within the deadline. */
+async function rejection(what: string, promise: Promise<unknown>, timeoutMs = OP_DEADLINE_MS): Promise<LiveswapError> {
+  const outcome = await withDeadline(
+    what,
+    promise.then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    ),
+    timeoutMs,
+  );
+  if (outcome.ok) assert.fail(`${what} resolved (${JSON.stringify(outcome.value)}) but should have rejected`);
+  assert.ok(outcome.error instanceof LiveswapError, `${what}: expected a LiveswapError, got ${String(outcome.error)}`);
+  return outcome.error;
+}
+
+/** Records every transition from now on. */
+function record(master: Master): { events: PoolTransition[]; stop(): void } {
+  const events: PoolTransition[] = [];
+  const listener = (event: PoolTransition) => events.push(event);
+  master.on('transition', listener);
+  return { events, stop: () => master.off('transition', listener) };
+}
+
+function describe(event: PoolTransition): string {
+  const { starting, ready, draining } = event.counts;
+  return `#${event.sequence} worker ${event.worker.id} g${event.worker.generation} ${event.from ?? '-'} -> ${event.to} ` +
+    `(starting ${starting}, ready ${ready}, draining ${draining})`;
+}
+
+function assertReadyNeverBelow(events: PoolTransition[], n: number): void {
+  const low = events.filter((e) => e.counts.ready < n);
+  assert.deepEqual(low.map(describe), [], `ready dropped below ${n}:\n${events.map(describe).join('\n')}`);
+}
+
+function assertLiveNeverAbove(events: PoolTransition[], max: number): void {
+  const high = events.filter((e) => e.counts.starting + e.counts.ready > max);
+  assert.deepEqual(high.map(describe), [], `more than ${max} live:\n${events.map(describe).join('\n')}`);
+}
+
+/** Checks status(): exactly n workers, all ready, all of `generation`. */
+function assertPool(master: Master, n: number, generation: number, target: string): void {
+  const s = master.status();
+  assert.deepEqual(s.counts, { starting: 0, ready: n, draining: 0 });
+  assert.equal(s.workers.length, n);
+  assert.deepEqual(
+    s.workers.map((w) => [w.state, w.generation, w.target]),
+    Array.from({ length: n }, () => ['ready', generation, target]),
+  );
+  assert.equal(s.generation, generation);
+  assert.equal(s.target, target);
+  assert.equal(s.operation, '');
+}
+
+/** Generation-2 processes get their own script; everything else behaves. */
+function forGeneration2(script: (proc: FakeProcess, nth: number) => void): Behaviour {
+  let nth = 0;
+  return (proc, spec, index) => {
+    if (spec.generation === 2) script(proc, ++nth);
+    else defaultBehaviour(proc, spec, index);
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+for (const n of [2, 4]) {
+  test(`upgrade with forks ${n}: new worker ready before an old one drains, one at a time`, async (t) => {
+    const { master, launcher, finish } = rig(t, { forks: n });
+    const started = await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+    assert.equal(started.generation, 1);
+    assertPool(master, n, 1, V1);
+
+    const rec = record(master);
+    const result = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+    rec.stop();
+    const { events } = rec;
+    const trace = events.map(describe).join('\n');
+
+    // The invariant, at every single transition.
+    assertReadyNeverBelow(events, n);
+    assertLiveNeverAbove(events, n + 1);
+
+    // The order: [new starts, new ready, oldest old drains] × n, nothing interleaved.
+    const moves = events.filter((e) => e.to !== 'exited').map((e) => `${e.to} g${e.worker.generation}`);
+    assert.deepEqual(
+      moves,
+      Array.from({ length: n }, () => ['starting g2', 'ready g2', 'draining g1']).flat(),
+      trace,
+    );
+    // Old workers retire oldest first; new ones are the next ids.
+    const old = launcher.ofGeneration(1);
+    const fresh = launcher.ofGeneration(2);
+    assert.deepEqual(
+      events.filter((e) => e.to === 'draining').map((e) => e.worker.id),
+      old.map((p) => p.id),
+    );
+    assert.equal(fresh.length, n);
+    // Each old one was drained with the configured timeout and exited cleanly, before upgrade resolved.
+    for (const p of old) {
+      assert.deepEqual(p.sent, [{ liveswap: 'drain', timeoutMs: 200 }]);
+      assert.deepEqual(p.signals, []);
+      assert.equal(p.exited, true);
+      assert.equal(p.exitCode, 0);
+    }
+    assert.deepEqual(
+      events.filter((e) => e.to === 'exited').map((e) => [e.worker.generation, e.from, e.worker.reason]),
+      Array.from({ length: n }, () => [1, 'draining', 'drained']),
+    );
+
+    assert.equal(result.generation, 2);
+    assert.equal(result.target, V2);
+    assert.equal(result.killedAtDrainTimeout, 0);
+    assert.deepEqual(result.workers.map((w) => w.id), fresh.map((p) => p.id));
+    assertPool(master, n, 2, V2);
+    await finish();
+  });
+}
+
+test('rollback when the second new worker exits with code 1 before listening', async (t) => {
+  const n = 2;
+  const CAUSE = "Error: Cannot find module 'x'";
+  let culprit: FakeProcess | undefined;
+  const { master, launcher, finish } = rig(
+    t,
+    { forks: n },
+    forGeneration2((proc, nth) => {
+      if (nth !== 2) return defaultBehaviour(proc, proc.spec, 0);
+      culprit = proc;
+      proc.after(0, () => {
+        proc.stderr('node:internal/modules/cjs/loader:1228', '  throw err;', '  ^', '', CAUSE, '    at Module._resolveFilename (node:internal/modules/cjs/loader:1225:15)', '', 'Node.js v20.20.2');
+        proc.exit(1);
+      });
+    }),
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const oldIds = launcher.processes.map((p) => p.id);
+
+  const rec = record(master);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  rec.stop();
+
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.ok(culprit);
+  assert.ok(error.message.startsWith('upgrade rolled back: worker'), error.message);
+  assert.equal(error.message, `upgrade rolled back: worker ${culprit.id} exited with code 1 before listening: ${CAUSE}`);
+  assert.ok(error.stderrTail.includes(CAUSE), `stderrTail: ${JSON.stringify(error.stderrTail)}`);
+
+  // Never fewer than n ready, rollback included.
+  assertReadyNeverBelow(rec.events, n);
+
+  // Back to n ready workers of the old release; the release did not change.
+  assertPool(master, n, 1, V1);
+  // One old worker had been replaced before the failure, so one old-generation replacement was forked.
+  const survivors = master.status().workers.map((w) => w.id);
+  assert.equal(survivors.filter((id) => oldIds.includes(id)).length, n - 1);
+  // Every new-generation process is gone; the one that was ready was drained.
+  const fresh = launcher.ofGeneration(2);
+  assert.equal(fresh.length, 2);
+  assert.ok(fresh.every((p) => p.exited));
+  assert.equal(fresh[0]!.drainRequested, true);
+  assert.equal(fresh[0]!.exitCode, 0);
+  await finish();
+});
+
+test('rollback when a new worker never starts listening (ready timeout)', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(
+    t,
+    { forks: n },
+    forGeneration2((proc) => exitOnDrain(proc)), // never listens
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const oldIds = launcher.processes.map((p) => p.id);
+
+  const rec = record(master);
+  const began = performance.now();
+  const error = await rejection('upgrade', master.upgrade(V2));
+  const tookMs = performance.now() - began;
+  rec.stop();
+
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  const fresh = launcher.ofGeneration(2);
+  assert.equal(fresh.length, 1, 'no second new worker after the first one failed');
+  assert.equal(
+    error.message,
+    `upgrade rolled back: worker ${fresh[0]!.id} did not start listening within 200 ms (killed)`,
+  );
+  assert.ok(tookMs >= 190, `rolled back after ${tookMs} ms, before the 200 ms ready timeout`);
+  assert.deepEqual(fresh[0]!.signals, ['SIGKILL']);
+  assert.equal(fresh[0]!.exited, true);
+
+  assertReadyNeverBelow(rec.events, n);
+  assertPool(master, n, 1, V1);
+  // Nothing had been drained yet: the very same old workers still serve.
+  assert.deepEqual(master.status().workers.map((w) => w.id), oldIds);
+  assert.ok(launcher.ofGeneration(1).every((p) => !p.drainRequested));
+  await finish();
+});
+
+test('rollback when a new worker crashes inside the stable window', async (t) => {
+  const n = 2;
+  const CAUSE = 'TypeError: Cannot read properties of undefined (reading "db")';
+  let culprit: FakeProcess | undefined;
+  const { master, launcher, finish } = rig(
+    t,
+    { forks: n, stableMs: 200 },
+    forGeneration2((proc, nth) => {
+      if (nth !== n) return defaultBehaviour(proc, proc.spec, 0);
+      // The last new worker: ready, then dies 30 ms later — well inside the 200 ms window.
+      culprit = proc;
+      exitOnDrain(proc);
+      proc.after(0, () => {
+        proc.listen();
+        proc.after(30, () => {
+          proc.stderr(CAUSE);
+          proc.exit(1);
+        });
+      });
+    }),
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  const rec = record(master);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  rec.stop();
+
+  assert.ok(culprit);
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.match(
+    error.message,
+    new RegExp(`^upgrade rolled back: worker ${culprit.id} crashed: exited with code 1: .*\\((\\d+) ms after it became ready\\)$`),
+  );
+  assert.ok(error.message.includes(CAUSE), error.message);
+  assert.ok(error.stderrTail.includes(CAUSE));
+  const uptime = Number(/\((\d+) ms after it became ready\)/.exec(error.message)![1]);
+  assert.ok(uptime >= 25 && uptime < 200, `uptime ${uptime}`);
+
+  // Every new worker had become ready and every old one had been told to drain:
+  // this is the stable-window check, not the one-by-one loop.
+  const fresh = launcher.ofGeneration(2);
+  assert.equal(fresh.length, n);
+  assert.equal(rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 2).length, n);
+  assert.ok(launcher.processes.slice(0, n).every((p) => p.drainRequested));
+
+  // Restored: n ready workers of the old release, new ones all gone, release unchanged.
+  assertPool(master, n, 1, V1);
+  assert.ok(fresh.every((p) => p.exited));
+  assert.equal(fresh[0]!.drainRequested, true, 'the surviving new worker is drained, not left running');
+  // The old release was re-forked only after the crash, and the survivor drained only once it was back.
+  const crashSeq = rec.events.find((e) => e.to === 'exited' && e.worker.id === culprit!.id)!.sequence;
+  const restored = rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 1);
+  assert.equal(restored.length, n);
+  assert.ok(restored.every((e) => e.sequence > crashSeq));
+  const survivorDrain = rec.events.find((e) => e.to === 'draining' && e.worker.id === fresh[0]!.id)!;
+  assert.ok(restored.every((e) => e.sequence < survivorDrain.sequence), rec.events.map(describe).join('\n'));
+  await finish();
+});
+
+test('crash respawn outside operations: same generation, doubling backoff up to the cap', async (t) => {
+  const n = 2;
+  const INITIAL = 20;
+  const MAX = 80;
+  const CRASHES = 5; // respawns that die at once before one finally stays up
+  const expectedDelays = [20, 40, 80, 80, 80, 80];
+  let respawns = 0;
+  const { master, launcher, warnings, finish } = rig(
+    t,
+    { forks: n, backoffInitialMs: INITIAL, backoffMaxMs: MAX },
+    (proc, spec, index) => {
+      if (index < n) return defaultBehaviour(proc, spec, index);
+      if (++respawns <= CRASHES) {
+        proc.after(0, () => {
+          proc.stderr('Error: boom');
+          proc.exit(1);
+        });
+      } else defaultBehaviour(proc, spec, index);
+    },
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  assert.equal(master.status().restarts, 0);
+
+  const victim = launcher.processes[0]!;
+  victim.exit(1);
+  const crashedAt = victim.exitedAt!;
+
+  await waitFor(
+    `the pool to recover after ${CRASHES + 1} respawns`,
+    () => launcher.processes.length === n + CRASHES + 1 && master.status().counts.ready === n,
+    { timeoutMs: OP_DEADLINE_MS },
+  );
+
+  const spawned = launcher.processes.slice(n);
+  assert.ok(spawned.every((p) => p.generation === 1 && p.spec.target === V1));
+  // What the master announced: exactly the doubling sequence, capped.
+  assert.deepEqual(
+    warnings.filter((w) => w.includes('respawning in')).map((w) => Number(/respawning in (\d+) ms/.exec(w)![1])),
+    expectedDelays,
+  );
+  // What it did: each respawn waited at least its delay after the previous spawn (or the first crash).
+  const gaps = spawned.map((p, i) => p.launchedAt - (i === 0 ? crashedAt : spawned[i - 1]!.launchedAt));
+  const shown = gaps.map((g) => g.toFixed(1)).join(', ');
+  gaps.forEach((gap, i) => {
+    assert.ok(gap >= expectedDelays[i]! - 5, `gap ${i} is ${gap} ms, expected >= ${expectedDelays[i]} (gaps: ${shown})`);
+  });
+  // Doubling while below the cap: strictly growing, by about the delay each time.
+  assert.ok(gaps[0]! < gaps[1]! && gaps[1]! < gaps[2]!, `gaps not increasing: ${shown}`);
+  // At the cap: it stops doubling (uncapped, these would be 160, 320, 640 ms).
+  for (const gap of gaps.slice(3)) assert.ok(gap < 2 * MAX, `gap ${gap} ms exceeds the ${MAX} ms cap (gaps: ${shown})`);
+
+  const s = master.status();
+  assert.equal(s.restarts, CRASHES + 1);
+  assertPool(master, n, 1, V1);
+  const newest = s.workers.find((w) => w.id === spawned.at(-1)!.id);
+  assert.equal(newest?.restarts, CRASHES + 1, 'the slot counts its restarts');
+  await finish();
+});
+
+test('crash respawn: the backoff resets once a worker stayed ready backoffResetMs', async (t) => {
+  const n = 1;
+  let respawns = 0;
+  const { master, launcher, warnings, finish } = rig(
+    t,
+    { forks: n, backoffInitialMs: 20, backoffMaxMs: 1000, backoffResetMs: 100 },
+    (proc, spec, index) => {
+      // First respawn dies at once; the others behave.
+      if (index >= n && ++respawns === 1) proc.after(0, () => proc.exit(1));
+      else defaultBehaviour(proc, spec, index);
+    },
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  launcher.processes[0]!.exit(1); // ready a moment: streak 1 → 20 ms
+  // respawn 1 dies at once: streak 2 → 40 ms; respawn 2 comes up.
+  const second = await waitFor(
+    'respawn 2 to be ready',
+    () => master.status().workers.find((w) => w.state === 'ready' && w.id === launcher.processes[2]?.id),
+    { timeoutMs: OP_DEADLINE_MS },
+  );
+  // Let it stay ready past backoffResetMs, then crash it: the streak starts over.
+  await waitFor('respawn 2 to have been ready 120 ms', () => Date.now() - second.readyAt!.getTime() >= 120, {
+    timeoutMs: OP_DEADLINE_MS,
+    intervalMs: 10,
+  });
+  launcher.processes[2]!.exit(1);
+  await waitFor('respawn 3 to be ready', () => launcher.processes.length === 4 && master.status().counts.ready === n, {
+    timeoutMs: OP_DEADLINE_MS,
+  });
+  assert.deepEqual(
+    warnings.filter((w) => w.includes('respawning in')).map((w) => /respawning in (\d+) ms \(crash (\d+) in a row\)/.exec(w)!.slice(1).map(Number)),
+    [
+      [20, 1],
+      [40, 2],
+      [20, 1],
+    ],
+  );
+  assert.equal(master.status().restarts, 3);
+  await finish();
+});
+
+test('one operation at a time: Upgrade, Kill and Start are refused while an upgrade runs', async (t) => {
+  const n = 2;
+  const { master, finish } = rig(
+    t,
+    { forks: n },
+    forGeneration2((proc) => {
+      exitOnDrain(proc);
+      proc.after(100, () => proc.listen());
+    }),
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  let upgradeSettled = false;
+  const upgrade = master.upgrade(V2);
+  void upgrade.then(
+    () => (upgradeSettled = true),
+    () => (upgradeSettled = true),
+  );
+  assert.equal(master.status().operation, 'upgrade');
+
+  for (const [what, attempt] of [
+    ['a second upgrade', () => master.upgrade(V3)],
+    ['kill', () => master.kill()],
+    ['start', () => master.start(V3)],
+  ] as const) {
+    const error = await rejection(what, attempt(), 50);
+    assert.equal(error.code, status.ABORTED, `${what}: ${error.message}`);
+    assert.match(error.message, /upgrade in progress/);
+    assert.equal(upgradeSettled, false, `${what} was refused only after the upgrade had finished`);
+  }
+
+  const result = await withDeadline('upgrade', upgrade, OP_DEADLINE_MS);
+  assert.equal(result.generation, 2);
+  assert.equal(result.target, V2);
+  assertPool(master, n, 2, V2);
+  await finish();
+});
+
+test('die() during an upgrade cancels it and stops every worker', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(
+    t,
+    { forks: n },
+    forGeneration2((proc) => {
+      exitOnDrain(proc);
+      proc.after(100, () => proc.listen());
+    }),
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  const upgrade = master.upgrade(V2);
+  const firstNew = await withDeadline(
+    'the first new worker to launch',
+    new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve)),
+    OP_DEADLINE_MS,
+  );
+  assert.equal(firstNew.generation, 2);
+
+  let stoppedEmitted = false;
+  master.once('stopped', () => (stoppedEmitted = true));
+  const stopped = new Promise<void>((resolve) => master.once('stopped', resolve));
+  const dying = master.die();
+  assert.equal(master.die(), dying, 'die() again returns the same promise');
+
+  const error = await rejection('upgrade', upgrade);
+  assert.equal(error.code, status.UNAVAILABLE);
+  assert.match(error.message, /upgrade cancelled: the master is shutting down/);
+
+  const result = await withDeadline('die', dying, OP_DEADLINE_MS);
+  assert.equal(result.stopped, n + 1, 'the old workers and the starting new one');
+  await withDeadline("'stopped'", stopped, OP_DEADLINE_MS);
+  assert.equal(stoppedEmitted, true);
+
+  // Every process is gone: the old ones drained, the starting new one killed.
+  assert.deepEqual(launcher.running(), []);
+  assert.equal(launcher.processes.length, n + 1, 'no worker forked after die()');
+  for (const p of launcher.ofGeneration(1)) {
+    assert.equal(p.drainRequested, true);
+    assert.equal(p.exitCode, 0);
+  }
+  assert.deepEqual(firstNew.signals, ['SIGKILL']);
+  assert.equal(master.status().counts.ready + master.status().counts.starting + master.status().counts.draining, 0);
+  assert.equal(master.status().operation, 'die');
+
+  // Nothing new starts once the master is stopping.
+  const after = await rejection('upgrade after die', master.upgrade(V2));
+  assert.equal(after.code, status.UNAVAILABLE);
+  await finish();
+});
+
+test('kill(): every worker gets SIGKILL and n fresh ones of the same release become ready', async (t) => {
+  const n = 3;
+  const { master, launcher, finish } = rig(t, { forks: n });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const victims = [...launcher.processes];
+
+  const result = await withDeadline('kill', master.kill(), OP_DEADLINE_MS);
+
+  assert.equal(result.killed, n);
+  for (const p of victims) {
+    assert.deepEqual(p.signals, ['SIGKILL']);
+    assert.equal(p.exited, true);
+    assert.equal(p.exitSignal, 'SIGKILL');
+    assert.equal(p.drainRequested, false, 'killed, not drained');
+  }
+  assert.equal(launcher.processes.length, 2 * n, 'exactly n replacements, no crash respawns');
+  const fresh = launcher.processes.slice(n);
+  assert.deepEqual(result.workers.map((w) => w.id), fresh.map((p) => p.id));
+  assert.ok(result.workers.every((w) => w.state === 'ready' && w.generation === 1));
+  assertPool(master, n, 1, V1);
+  assert.deepEqual(master.status().workers.map((w) => w.id), fresh.map((p) => p.id));
+  assert.equal(master.status().restarts, 0, 'a kill is not a crash');
+  await finish();
+});
