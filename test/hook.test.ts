@@ -184,17 +184,29 @@ test('the hook sees the target, the previous target, the next generation, the wo
 });
 
 test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops too', async (t) => {
+  // hook-hang.js, plus a marker file once the hook is running (it holds the runner's pid).
   // Default hook timeout (30 s): only Die can end this hook within the test.
-  const { master } = await startWithHook(t, 'hook-hang.js');
+  const dir = tempDir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const marker = path.join(dir, 'hook-running');
+  const hook = path.join(dir, 'hook-hang-marked.js');
+  fs.writeFileSync(
+    hook,
+    `module.exports = function (data, cb) {
+  require('fs').writeFileSync(${JSON.stringify(marker)}, String(process.pid))
+  setInterval(() => {}, 1000) // never answers
+}
+`,
+  );
+  const { master } = await startWithHook(t, hook);
   const workerPids = (await master.client.status()).workers.map((w) => w.pid);
   const upgrade = master.client.upgrade({ target: fixture('v2.js') });
   upgrade.catch(() => {}); // checked below
-  const runner = await waitFor('the hook runner to be running', () =>
-    childPids(master.pid).find((pid) => !workerPids.includes(pid)),
-  );
+  const runner = await waitFor('the hook to be running', () => fs.existsSync(marker) && Number(fs.readFileSync(marker, 'utf8')));
   t.after(() => {
     if (isAlive(runner)) process.kill(runner, 'SIGKILL'); // safety net; the assertion below still fails
   });
+  assert.ok(childPids(master.pid).includes(runner), 'the hook runs in a child process of the master');
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   const died = await master.client.die({ drainTimeoutMs: 5000 });
@@ -202,7 +214,7 @@ test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops
   await expectGrpcError(upgrade, status.UNAVAILABLE, /upgrade cancelled: the master is shutting down/);
   assert.equal(await withDeadline('master exit after Die', master.exited, 10_000), 0);
   await expectGone(workerPids);
-  await expectGone([runner], 3000).catch(() => {
+  await expectGone([runner], 2000).catch(() => {
     assert.fail(`the pre-upgrade hook runner (pid ${runner}) outlived the master that started it`);
   });
 });

@@ -94,16 +94,11 @@ async function runStart(args: Args): Promise<number> {
     ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
     log: { format: args['log-format'] },
+    handleSignals: true,
   });
   const { master, control, log } = running;
   const what = target ? `${master.config.forks} worker(s) ready on ${target}` : 'no workers yet (waiting for Start)';
   log.info(`master pid ${process.pid} up: ${what}; control on ${control!.target}`);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      log.info(`${signal}: stopping gracefully`);
-      void master.die();
-    });
-  }
   await running.stopped;
   return EXIT.ok;
 }

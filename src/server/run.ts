@@ -15,6 +15,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   log?: LoggerOptions;
   /** Worker stdout/stderr: copied to ours with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
+  /** SIGINT/SIGTERM stop the master gracefully (the CLI sets this; a library should not). */
+  handleSignals?: boolean;
   /** @internal the process-spawning seam, for state-machine tests. */
   launcher?: Launcher;
 }
@@ -40,6 +42,15 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       const sink = stream === 'stdout' ? process.stdout : process.stderr;
       sink.write(`[worker ${worker.id} g${worker.generation}] ${line}\n`);
     });
+  }
+
+  if (options.handleSignals) {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => {
+        log.info(`${signal}: stopping gracefully`);
+        void master.die();
+      });
+    }
   }
 
   const control = options.control === false ? undefined : await startControlServer(master, options.control, log);

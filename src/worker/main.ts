@@ -25,6 +25,13 @@ if (!target) {
 if (cluster.worker) process.env[WorkerEnv.workerId] = String(cluster.worker.id);
 
 installIpcBridge((envelope) => void drain(envelope.timeoutMs));
+
+// The master owns every worker's life. A terminal's Ctrl-C (or a service
+// manager's SIGTERM to the whole process group) reaches the workers too;
+// without this they would die mid-request while the master is trying to
+// drain them. Workers still exit on their own if the master disappears
+// (cluster exits a worker whose IPC channel closes).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => {});
 trackServers();
 
 process.argv[1] = target;
