@@ -29,6 +29,8 @@ import type { PoolTransition } from './server/pool.js';
 import { runMaster } from './server/run.js';
 
 export { connect, endpointOf, LiveswapClientError } from './client/index.js';
+/** The generated wire types and enums (WorkerState, ReadyMode, …), for connect() users. */
+export * as proto from './gen/liveswap/v1/liveswap.js';
 export type { ConnectOptions, LiveswapClient } from './client/index.js';
 export { LiveswapError } from './server/errors.js';
 export { DEFAULTS, MAX_FORKS } from './server/defaults.js';
@@ -90,7 +92,7 @@ export interface Liveswap {
   events(options?: { signal?: AbortSignal }): AsyncGenerator<WorkerEvent, void, undefined>;
   /** Stop every worker and the control service. */
   die(options?: DieOptions): Promise<DieResult>;
-  /** die(), for `await using` and symmetry with other servers. */
+  /** die() with the defaults, resolving once everything has stopped. */
   close(): Promise<void>;
 }
 

@@ -25,6 +25,9 @@ const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 class UsageError extends Error {}
 
+const PROGRESS_QUIET_MS = 50;
+const PROGRESS_TAIL_MAX_MS = 500;
+
 const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
 
 function parser(argv: string[]) {
@@ -35,8 +38,8 @@ function parser(argv: string[]) {
     .option('upgrade', { alias: 'u', type: 'string', describe: 'Rolling upgrade of every worker to FILE', group: 'Commands:' })
     .option('kill', { alias: 'k', type: 'boolean', describe: 'Kill every worker and respawn on the current code', group: 'Commands:' })
     .option('die', { alias: 'd', type: 'boolean', describe: 'Stop the workers (graceful drain) and quit the master', group: 'Commands:' })
-    .option('message', { alias: 'm', type: 'string', describe: 'Send the string MSG to every worker', group: 'Commands:' })
-    .option('message-json', { type: 'string', describe: 'Send a JSON value to every worker', group: 'Commands:' })
+    .option('message', { alias: 'm', type: 'string', describe: 'Send the string MSG to every ready worker', group: 'Commands:' })
+    .option('message-json', { type: 'string', describe: 'Send a JSON value to every ready worker', group: 'Commands:' })
     .option('status', { type: 'boolean', describe: 'Print the worker table', group: 'Commands:' })
     .option('watch', { type: 'boolean', describe: 'Print worker events as they happen', group: 'Commands:' })
     .option('pre-upgrade', { type: 'string', describe: 'With -s: module that may veto upgrades (function (data, cb) or async)' })
@@ -110,14 +113,22 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   const events = client.watch({ signal: abort.signal });
   const first = await events.next(); // The snapshot: from here on, no transition is missed.
   if (first.done) return operation();
+  let lastEventAt = Date.now();
   const printing = (async () => {
     for await (const item of events) {
+      lastEventAt = Date.now();
       if (item.event?.$case === 'transition') print(`  ${describeTransition(item.event.transition)}`);
     }
   })().catch(() => {});
   try {
     return await operation();
   } finally {
+    // The master sent every transition before its reply, but the stream may
+    // deliver the last ones just after it: wait for a quiet moment (bounded).
+    const deadline = Date.now() + PROGRESS_TAIL_MAX_MS;
+    while (Date.now() - lastEventAt < PROGRESS_QUIET_MS && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     abort.abort();
     await printing;
   }

@@ -24,5 +24,3 @@ export const failedPrecondition = (message: string, stderrTail: readonly string[
   new LiveswapError(status.FAILED_PRECONDITION, message, stderrTail);
 export const aborted = (message: string) => new LiveswapError(status.ABORTED, message);
 export const unavailable = (message: string) => new LiveswapError(status.UNAVAILABLE, message);
-export const deadlineExceeded = (message: string, stderrTail: readonly string[] = []) =>
-  new LiveswapError(status.DEADLINE_EXCEEDED, message, stderrTail);

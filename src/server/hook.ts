@@ -11,12 +11,20 @@ const RUNNER = fileURLToPath(new URL('./hook-runner.js', import.meta.url));
 
 export type HookVerdict = { allowed: true } | { allowed: false; reason: string; stderrTail: string[] };
 
-export function runPreUpgradeHook(hook: string, data: unknown, timeoutMs: number): Promise<HookVerdict> {
+export function runPreUpgradeHook(
+  hook: string,
+  data: unknown,
+  timeoutMs: number,
+  onOutput: (line: string) => void = () => {},
+): Promise<HookVerdict> {
   return new Promise((resolve) => {
     const child = fork(RUNNER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
     const stderr = new TailBuffer(20);
-    forEachLine(child.stderr!, (line) => stderr.push(line));
-    child.stdout!.resume();
+    forEachLine(child.stderr!, (line) => {
+      stderr.push(line);
+      onOutput(line);
+    });
+    forEachLine(child.stdout!, onOutput);
     let settled = false;
     const settle = (verdict: HookVerdict) => {
       if (settled) return;

@@ -350,7 +350,9 @@ export class Master extends EventEmitter<MasterEvents> {
       extra: extra ?? null,
     };
     const verdict = await cancellable(
-      runPreUpgradeHook(this.config.preUpgrade!, data, this.config.hookTimeoutMs),
+      runPreUpgradeHook(this.config.preUpgrade!, data, this.config.hookTimeoutMs, (line) =>
+        this.log.info(`[pre-upgrade hook] ${line}`),
+      ),
       signal,
     );
     if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);

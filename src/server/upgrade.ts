@@ -2,8 +2,10 @@
  * The rolling upgrade.
  *
  * Invariant: while an upgrade runs, no fewer workers are ready than the pool
- * size N, and at most N + 1 are live (maxSurge 1): an old worker is drained
- * only after its replacement is ready.
+ * size N (unless old ones crash on their own), and on the way forward at most
+ * N + 1 are live (maxSurge 1): an old worker is drained only after its
+ * replacement is ready. A rollback may briefly run more — it restores the old
+ * generation to N before stopping the new workers, which keep serving meanwhile.
  *
  * Every wait has exactly these outcomes:
  *   - the new worker is ready                 → drain one old worker, go on
