@@ -294,7 +294,7 @@ test('rollback when a new worker crashes inside the stable window', async (t) =>
   assert.ok(error.message.includes(CAUSE), error.message);
   assert.ok(error.stderrTail.includes(CAUSE));
   const uptime = Number(/\((\d+) ms after it became ready\)/.exec(error.message)![1]);
-  assert.ok(uptime >= 25 && uptime < 200, `uptime ${uptime}`);
+  assert.ok(uptime >= 25, `uptime ${uptime}`);
 
   // Every new worker had become ready and every old one had been told to drain:
   // this is the stable-window check, not the one-by-one loop.
@@ -352,22 +352,26 @@ test('crash respawn outside operations: same generation, doubling backoff up to 
 
   const spawned = launcher.processes.slice(n);
   assert.ok(spawned.every((p) => p.generation === 1 && p.spec.target === V1));
-  // What the master announced: exactly the doubling sequence, capped.
+  // What the master announced: exactly the doubling sequence, capped — non-decreasing by construction.
+  const announced = warnings
+    .filter((w) => w.includes('respawning in'))
+    .map((w) => /respawning in (\d+) ms \(crash (\d+) in a row\)/.exec(w)!.slice(1).map(Number));
   assert.deepEqual(
-    warnings.filter((w) => w.includes('respawning in')).map((w) => Number(/respawning in (\d+) ms/.exec(w)![1])),
-    expectedDelays,
+    announced,
+    expectedDelays.map((delayMs, i) => [delayMs, i + 1]),
   );
-  // What it did: each respawn waited at least its delay after the previous spawn (or the first crash).
-  // 5 ms of slack: a Node timer counts from the event loop's cached clock, which can lag performance.now().
+  // What it did, on the clock: each respawn waited at least its delay after the previous spawn
+  // (or the first crash), so the waits really grew 20 → 40 → 80. 5 ms of slack: a Node timer counts from the event loop's cached clock,
+  // which can lag performance.now(). Timers fire late under load, never early, so upper bounds
+  // stay loose.
   const gaps = spawned.map((p, i) => p.launchedAt - (i === 0 ? crashedAt : spawned[i - 1]!.launchedAt));
   const shown = gaps.map((g) => g.toFixed(1)).join(', ');
   gaps.forEach((gap, i) => {
     assert.ok(gap >= expectedDelays[i]! - 5, `gap ${i} is ${gap} ms, expected >= ${expectedDelays[i]} (gaps: ${shown})`);
   });
-  // Doubling while below the cap: strictly growing, by about the delay each time.
-  assert.ok(gaps[0]! < gaps[1]! && gaps[1]! < gaps[2]!, `gaps not increasing: ${shown}`);
-  // At the cap: it stops doubling (uncapped, these would be 160, 320, 640 ms).
-  for (const gap of gaps.slice(3)) assert.ok(gap < 2 * MAX, `gap ${gap} ms exceeds the ${MAX} ms cap (gaps: ${shown})`);
+  // At the cap it stops doubling: uncapped, the last three gaps would take 160 + 320 + 640 ms.
+  const cappedTotal = gaps.slice(3).reduce((a, b) => a + b, 0);
+  assert.ok(cappedTotal < 600, `the capped gaps took ${cappedTotal} ms in all, expected about ${3 * MAX} (gaps: ${shown})`);
 
   const s = master.status();
   assert.equal(s.restarts, CRASHES + 1);

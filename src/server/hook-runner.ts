@@ -49,6 +49,9 @@ function invoke(hook: HookFunction, data: unknown): Promise<void> {
   return Promise.resolve(hook(data)).then(() => undefined);
 }
 
+// The master is gone (or gave up on us): nobody is waiting for the answer.
+process.once('disconnect', () => process.exit(0));
+
 process.once('message', (request: HookRequest) => {
   pickFunction(request.hook)
     .then((hook) => invoke(hook, request.data))

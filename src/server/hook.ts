@@ -16,6 +16,7 @@ export function runPreUpgradeHook(
   data: unknown,
   timeoutMs: number,
   onOutput: (line: string) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<HookVerdict> {
   return new Promise((resolve) => {
     const child = fork(RUNNER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
@@ -35,6 +36,10 @@ export function runPreUpgradeHook(
     };
     const veto = (reason: string) => settle({ allowed: false, reason, stderrTail: stderr.get() });
     const timer = setTimeout(() => veto(`pre-upgrade hook did not answer within ${timeoutMs} ms`), timeoutMs);
+    // Cancelled (Die): the hook must not outlive the operation that asked it.
+    signal?.addEventListener('abort', () => veto('pre-upgrade hook cancelled: the master is shutting down'), {
+      once: true,
+    });
     child.on('message', (reply: { ok: boolean; error?: string }) => {
       if (reply.ok) settle({ allowed: true });
       else veto(`pre-upgrade hook vetoed the upgrade: ${reply.error}`);

@@ -350,8 +350,12 @@ export class Master extends EventEmitter<MasterEvents> {
       extra: extra ?? null,
     };
     const verdict = await cancellable(
-      runPreUpgradeHook(this.config.preUpgrade!, data, this.config.hookTimeoutMs, (line) =>
-        this.log.info(`[pre-upgrade hook] ${line}`),
+      runPreUpgradeHook(
+        this.config.preUpgrade!,
+        data,
+        this.config.hookTimeoutMs,
+        (line) => this.log.info(`[pre-upgrade hook] ${line}`),
+        signal,
       ),
       signal,
     );
