@@ -176,6 +176,37 @@ for (const n of [2, 4]) {
   });
 }
 
+test('upgrade: an old worker that ignores the drain request is killed at the drain timeout', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(t, { forks: n }, (proc, spec, index) => {
+    if (spec.generation === 1) proc.after(0, () => proc.listen()); // never exits on drain
+    else defaultBehaviour(proc, spec, index);
+  });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  const rec = record(master);
+  const began = performance.now();
+  const result = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+  const tookMs = performance.now() - began;
+  rec.stop();
+
+  assert.equal(result.killedAtDrainTimeout, n);
+  assert.ok(tookMs >= 190, `upgrade resolved after ${tookMs} ms, before the 200 ms drain timeout`);
+  for (const p of launcher.ofGeneration(1)) {
+    assert.equal(p.drainRequested, true);
+    assert.deepEqual(p.signals, ['SIGKILL']);
+    assert.equal(p.exited, true);
+  }
+  assert.deepEqual(
+    rec.events.filter((e) => e.to === 'exited').map((e) => [e.worker.generation, e.from, e.worker.reason]),
+    Array.from({ length: n }, () => [1, 'draining', 'killed at the drain timeout']),
+  );
+  assertReadyNeverBelow(rec.events, n);
+  assertLiveNeverAbove(rec.events, n + 1);
+  assertPool(master, n, 2, V2);
+  await finish();
+});
+
 test('rollback when the second new worker exits with code 1 before listening', async (t) => {
   const n = 2;
   const CAUSE = "Error: Cannot find module 'x'";
@@ -219,6 +250,45 @@ test('rollback when the second new worker exits with code 1 before listening', a
   assert.ok(fresh.every((p) => p.exited));
   assert.equal(fresh[0]!.drainRequested, true);
   assert.equal(fresh[0]!.exitCode, 0);
+
+  // The master is usable again, and the rolled-back generation number is not reused.
+  launcher.behave = defaultBehaviour;
+  const retry = await withDeadline('second upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+  assert.equal(retry.generation, 3);
+  assertPool(master, n, 3, V2);
+  await finish();
+});
+
+test('a rollback that cannot restore the old release keeps serving, then retires the new workers once the old one is back', async (t) => {
+  const n = 2;
+  let newWorkers = 0;
+  let oldRestores = 0;
+  const { master, launcher, finish } = rig(t, { forks: n });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  launcher.behave = (proc, spec, index) => {
+    if (spec.generation === 2 && ++newWorkers === 2) {
+      proc.after(0, () => proc.exit(1)); // the second new worker fails: roll back
+    } else if (spec.generation === 1 && ++oldRestores === 1) {
+      proc.after(0, () => proc.exit(1)); // and the first attempt to restore v1 fails too
+    } else {
+      defaultBehaviour(proc, spec, index);
+    }
+  };
+
+  const rec = record(master);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.match(error.message, /^upgrade rolled back: worker \d+ exited with code 1 before listening; restoring generation 1 failed too: worker \d+ exited with code 1 before listening/);
+
+  // Nothing was left without service: the ready new worker kept serving until v1 was back at full strength.
+  await waitFor('the pool to be back on v1 alone', () => {
+    const s = master.status();
+    return s.counts.ready === n && s.counts.starting === 0 && s.counts.draining === 0 && s.workers.every((w) => w.generation === 1);
+  }, { timeoutMs: OP_DEADLINE_MS });
+  rec.stop();
+  assertReadyNeverBelow(rec.events, n);
+  assertPool(master, n, 1, V1);
+  assert.ok(launcher.ofGeneration(2).every((p) => p.exited));
   await finish();
 });
 
@@ -361,9 +431,9 @@ test('crash respawn outside operations: same generation, doubling backoff up to 
     expectedDelays.map((delayMs, i) => [delayMs, i + 1]),
   );
   // What it did, on the clock: each respawn waited at least its delay after the previous spawn
-  // (or the first crash), so the waits really grew 20 → 40 → 80. 5 ms of slack: a Node timer counts from the event loop's cached clock,
-  // which can lag performance.now(). Timers fire late under load, never early, so upper bounds
-  // stay loose.
+  // (or the first crash), so the waits really grew 20 → 40 → 80. 5 ms of slack: a Node timer
+  // counts from the event loop's cached clock, which can lag performance.now(). Timers fire late
+  // under load, never early, so upper bounds stay loose.
   const gaps = spawned.map((p, i) => p.launchedAt - (i === 0 ? crashedAt : spawned[i - 1]!.launchedAt));
   const shown = gaps.map((g) => g.toFixed(1)).join(', ');
   gaps.forEach((gap, i) => {
@@ -424,7 +494,7 @@ test('crash respawn: the backoff resets once a worker stayed ready backoffResetM
 
 test('one operation at a time: Upgrade, Kill and Start are refused while an upgrade runs', async (t) => {
   const n = 2;
-  const { master, finish } = rig(
+  const { master, launcher, finish } = rig(
     t,
     { forks: n },
     forGeneration2((proc) => {
@@ -435,11 +505,14 @@ test('one operation at a time: Upgrade, Kill and Start are refused while an upgr
   await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
 
   let upgradeSettled = false;
+  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
   const upgrade = master.upgrade(V2);
   void upgrade.then(
     () => (upgradeSettled = true),
     () => (upgradeSettled = true),
   );
+  // In flight: its first new worker is starting (and will listen only 100 ms from now).
+  assert.equal((await withDeadline('the first new worker to launch', launched, OP_DEADLINE_MS)).generation, 2);
   assert.equal(master.status().operation, 'upgrade');
 
   for (const [what, attempt] of [
@@ -472,12 +545,9 @@ test('die() during an upgrade cancels it and stops every worker', async (t) => {
   );
   await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
 
+  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
   const upgrade = master.upgrade(V2);
-  const firstNew = await withDeadline(
-    'the first new worker to launch',
-    new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve)),
-    OP_DEADLINE_MS,
-  );
+  const firstNew = await withDeadline('the first new worker to launch', launched, OP_DEADLINE_MS);
   assert.equal(firstNew.generation, 2);
 
   let stoppedEmitted = false;

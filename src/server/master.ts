@@ -372,6 +372,25 @@ export class Master extends EventEmitter<MasterEvents> {
     if (!spec || this.stopping) return;
     const missing = this.config.forks - this.liveOfCurrent() - this.respawnTimers.size;
     for (let i = 0; i < missing; i++) this.pool.spawn(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
+    void this.retireStrays(spec);
+  }
+
+  /**
+   * Workers of another generation can outlive an operation only when a
+   * rollback could not restore the old release and kept the new workers
+   * serving rather than leave nothing. Once the current release is back at
+   * full strength they are drained, so the pool never stays on mixed versions.
+   */
+  private async retireStrays(spec: LaunchSpec): Promise<void> {
+    const strays = () => this.pool.list().filter((w) => w.isLive && w.generation !== spec.generation);
+    if (strays().length === 0) return;
+    const current = this.pool.list().filter((w) => w.isLive && w.generation === spec.generation);
+    const failed = await allReadyOrFirstFailure(current);
+    if (failed || this.operation || this.stopping || this.current !== spec) return;
+    if (this.pool.counts().ready < this.config.forks) return;
+    for (const stray of strays()) {
+      void this.pool.drain(stray, this.config.drainTimeoutMs, `generation ${spec.generation} is back at full strength`);
+    }
   }
 
   /**
@@ -383,8 +402,9 @@ export class Master extends EventEmitter<MasterEvents> {
   private onCrash(worker: WorkerHandle): void {
     const spec = this.current;
     if (this.stopping || this.operation || !spec || worker.generation !== spec.generation) return;
-    const stayedReady = worker.readyAt ? Date.now() - worker.readyAt.getTime() : 0;
-    const streak = stayedReady >= this.config.backoffResetMs ? 1 : worker.crashStreak + 1;
+    const stayedReadyLongEnough =
+      worker.readyAt !== undefined && Date.now() - worker.readyAt.getTime() >= this.config.backoffResetMs;
+    const streak = stayedReadyLongEnough ? 1 : worker.crashStreak + 1;
     const delayMs = Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
     this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
     const timer = setTimeout(() => {
