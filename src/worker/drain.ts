@@ -18,9 +18,10 @@
  * 4. The app is told (`process.on('liveswap:drain')`) so it can close
  *    WebSockets, long polls and timers.
  * 5. When every server has closed (all its connections ended) the worker
- *    exits. If the app listens for the drain event it owns the rest of its
- *    wind-down: the worker leaves the cluster and exits when its event loop is
- *    empty. Either way the master kills it at the drain timeout.
+ *    leaves the cluster with cluster's own handshake, then exits. If the app
+ *    listens for the drain event it owns the rest of its wind-down: the worker
+ *    exits when its event loop is empty. Either way the master kills it at
+ *    the drain timeout.
  */
 import cluster from 'node:cluster';
 import type http from 'node:http';
@@ -74,12 +75,24 @@ export async function drain(timeoutMs: number): Promise<void> {
   const closing = Promise.all([...servers].map(closeServer));
   (process.emit as (event: string, notice: DrainNotice) => boolean)(DRAIN_EVENT, notice);
   await closing;
-  if (appTakesPart) {
-    // Leave the cluster without being treated as an orphan (cluster exits a
-    // worker whose channel closes unexpectedly), then let the loop empty.
-    if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
-    if (process.connected) process.disconnect();
-  } else {
-    process.exit(0);
-  }
+  await leaveCluster();
+  if (!appTakesPart) process.exit(0);
+  // Otherwise the app winds down and the process exits when its loop is empty.
+}
+
+/**
+ * Leave the cluster through its handshake rather than just exiting. With
+ * round-robin scheduling the master may have routed a connection to us just
+ * before it learned our server closed; that connection is on its way down the
+ * IPC channel. The handshake's acknowledgement comes after it, so by then we
+ * have handed it back (the master gives it to another worker). A worker that
+ * exits without waiting strands such a connection in the master: the client
+ * hangs until its own timeout.
+ */
+function leaveCluster(): Promise<void> {
+  return new Promise((resolve) => {
+    if (!cluster.worker || !process.connected) return resolve();
+    process.once('disconnect', () => resolve());
+    cluster.worker.disconnect();
+  });
 }
