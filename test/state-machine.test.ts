@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import { test, type TestContext } from 'node:test';
 import { LiveswapError } from '../src/server/errors.js';
 import { createLogger, type Logger } from '../src/server/logger.js';
-import { Master, resolveMasterConfig, type MasterConfig } from '../src/server/master.js';
+import { resolveMasterConfig, type MasterConfig } from '../src/server/config.js';
+import { Master } from '../src/server/master.js';
 import type { PoolTransition } from '../src/server/pool.js';
 import { defaultBehaviour, exitOnDrain, FakeLauncher, type Behaviour, type FakeProcess } from './helpers/fake-launcher.js';
 import { fixture } from './helpers/paths.js';
@@ -492,9 +493,13 @@ test('crash respawn: the backoff resets once a worker stayed ready backoffResetM
   await finish();
 });
 
-test('one operation at a time: Upgrade, Kill and Start are refused while an upgrade runs', async (t) => {
-  const n = 2;
-  const { master, launcher, finish } = rig(
+/**
+ * A started pool of n whose generation-2 workers listen only 100 ms after
+ * launch, and an upgrade to V2 caught in flight: its first new worker has
+ * just launched.
+ */
+async function upgradeInFlight(t: TestContext, n: number) {
+  const rigged = rig(
     t,
     { forks: n },
     forGeneration2((proc) => {
@@ -502,17 +507,22 @@ test('one operation at a time: Upgrade, Kill and Start are refused while an upgr
       proc.after(100, () => proc.listen());
     }),
   );
-  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  await withDeadline('start', rigged.master.start(V1), OP_DEADLINE_MS);
+  const launched = new Promise<FakeProcess>((resolve) => rigged.launcher.once('launch', resolve));
+  const upgrade = rigged.master.upgrade(V2);
+  const firstNew = await withDeadline('the first new worker to launch', launched, OP_DEADLINE_MS);
+  assert.equal(firstNew.generation, 2);
+  return { ...rigged, upgrade, firstNew };
+}
 
+test('one operation at a time: Upgrade, Kill and Start are refused while an upgrade runs', async (t) => {
+  const n = 2;
+  const { master, upgrade, finish } = await upgradeInFlight(t, n);
   let upgradeSettled = false;
-  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
-  const upgrade = master.upgrade(V2);
   void upgrade.then(
     () => (upgradeSettled = true),
     () => (upgradeSettled = true),
   );
-  // In flight: its first new worker is starting (and will listen only 100 ms from now).
-  assert.equal((await withDeadline('the first new worker to launch', launched, OP_DEADLINE_MS)).generation, 2);
   assert.equal(master.status().operation, 'upgrade');
 
   for (const [what, attempt] of [
@@ -535,20 +545,7 @@ test('one operation at a time: Upgrade, Kill and Start are refused while an upgr
 
 test('die() during an upgrade cancels it and stops every worker', async (t) => {
   const n = 2;
-  const { master, launcher, finish } = rig(
-    t,
-    { forks: n },
-    forGeneration2((proc) => {
-      exitOnDrain(proc);
-      proc.after(100, () => proc.listen());
-    }),
-  );
-  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
-
-  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
-  const upgrade = master.upgrade(V2);
-  const firstNew = await withDeadline('the first new worker to launch', launched, OP_DEADLINE_MS);
-  assert.equal(firstNew.generation, 2);
+  const { master, launcher, upgrade, firstNew, finish } = await upgradeInFlight(t, n);
 
   let stoppedEmitted = false;
   master.once('stopped', () => (stoppedEmitted = true));

@@ -5,7 +5,8 @@
 import { startControlServer, type ControlEndpoint, type ControlServer } from './control-server.js';
 import type { Launcher } from './launcher.js';
 import { createLogger, type Logger, type LoggerOptions } from './logger.js';
-import { Master, resolveMasterConfig, type MasterConfig } from './master.js';
+import { resolveMasterConfig, type MasterConfig } from './config.js';
+import { Master } from './master.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
