@@ -127,3 +127,18 @@ test('the control socket is created with mode 0600', async (t) => {
   const fs = await import('node:fs');
   assert.equal(fs.statSync(master.socket).mode & 0o777, 0o600);
 });
+
+test('--log-format json: every master log line is one JSON object', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) }, args: ['--log-format', 'json'] });
+  t.after(() => master.stop());
+  const lines = master.stderr().trimEnd().split('\n');
+  assert.ok(lines.length >= 4);
+  for (const line of lines) {
+    const entry = JSON.parse(line) as { level: string; message: string; timestamp: string };
+    assert.equal(typeof entry.message, 'string');
+    assert.ok(['info', 'warn', 'error'].includes(entry.level));
+    assert.ok(!Number.isNaN(Date.parse(entry.timestamp)));
+  }
+  assert.ok(lines.some((line) => JSON.parse(line).message.includes('starting → ready: listening on 127.0.0.1:')));
+});

@@ -163,11 +163,11 @@ export class Master extends EventEmitter<MasterEvents> {
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     return this.exclusive('upgrade', async (signal) => {
+      // On a master that has run nothing yet this is a start, one worker at a time.
       const from = this.current;
-      if (!from) throw failedPrecondition('nothing is running yet: use Start first');
       const began = Date.now();
       if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
-      const to = this.nextRelease(file, options.readyMode ?? from.readyMode);
+      const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
       const outcome = await rollingUpgrade({
         pool: this.pool,
@@ -197,7 +197,7 @@ export class Master extends EventEmitter<MasterEvents> {
   kill(): Promise<KillResult> {
     return this.exclusive('kill', async (signal) => {
       const spec = this.current;
-      if (!spec) throw failedPrecondition('nothing is running yet: use Start first');
+      if (!spec) throw failedPrecondition('nothing has been started yet: use Start or Upgrade (liveswap -u FILE) first');
       const victims = this.pool.list();
       await cancellable(Promise.all(victims.map((w) => this.pool.kill(w))), signal);
       const readyTimeoutMs = this.config.readyTimeoutMs;
@@ -279,10 +279,15 @@ export class Master extends EventEmitter<MasterEvents> {
     return { target, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
   }
 
-  private async askHook(target: string, from: LaunchSpec, extra: unknown, signal: AbortSignal): Promise<void> {
+  private async askHook(
+    target: string,
+    from: LaunchSpec | undefined,
+    extra: unknown,
+    signal: AbortSignal,
+  ): Promise<void> {
     const data = {
       target,
-      previousTarget: from.target,
+      previousTarget: from?.target ?? '',
       generation: this.lastGeneration + 1,
       workers: this.pool.list().map((w) => ({ id: w.id, pid: w.pid, state: w.state, generation: w.generation })),
       extra: extra ?? null,

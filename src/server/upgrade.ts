@@ -27,8 +27,8 @@ import type { ExitInfo, WorkerHandle } from './worker-handle.js';
 export interface UpgradePlan {
   pool: Pool;
   forks: number;
-  /** The release serving now. */
-  from: LaunchSpec;
+  /** The release serving now; undefined on a master that has run nothing yet. */
+  from: LaunchSpec | undefined;
   to: LaunchSpec;
   readyTimeoutMs: number;
   drainTimeoutMs: number;
@@ -123,22 +123,24 @@ async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: Worke
   // New workers still starting serve nothing: stop them now.
   for (const worker of fresh) if (worker.state === 'starting') void pool.kill(worker);
 
-  let restored = true;
-  {
-    const oldLive = pool.list().filter((w) => w.isLive && w.generation === from.generation);
-    const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
-      pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs }),
-    );
-    const failedAgain = await cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
-    if (failedAgain) {
-      restored = false;
-      reason += `; restoring generation ${from.generation} failed too: worker ${failedAgain.id} ${failedAgain.reason}`;
-      log.error(`rollback could not restore generation ${from.generation}; keeping whatever new workers are ready`);
-    }
-  }
-  if (restored) {
-    const stopping = fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, `rolled back to generation ${from.generation}`));
-    await cancellable(Promise.all(stopping), plan.signal);
+  const failedAgain = from && (await restore(plan, from));
+  if (failedAgain) {
+    // Rather than leave nothing serving, the ready new workers stay; the
+    // master retires them once the old release is back at full strength.
+    reason += `; restoring generation ${from.generation} failed too: worker ${failedAgain.id} ${failedAgain.reason}`;
+    log.error(`rollback could not restore generation ${from.generation}; keeping whatever new workers are ready`);
+  } else {
+    const why = from ? `rolled back to generation ${from.generation}` : 'upgrade rolled back';
+    await cancellable(Promise.all(fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, why))), plan.signal);
   }
   throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail.get());
+}
+
+/** Brings the old release back to N live workers; resolves the first that failed, if any. */
+async function restore(plan: UpgradePlan, from: LaunchSpec): Promise<WorkerHandle | undefined> {
+  const oldLive = plan.pool.list().filter((w) => w.isLive && w.generation === from.generation);
+  const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
+    plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs }),
+  );
+  return cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
 }
