@@ -3,10 +3,12 @@
  * code, and the crash shows in the status.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { connect } from '../src/client/index.js';
 import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
-import { startMaster } from './helpers/processes.js';
+import { runCli, startMaster } from './helpers/processes.js';
 import { expectGone, waitFor } from './helpers/wait.js';
 
 test('a worker killed from outside is respawned, and the crash is counted', async (t) => {
@@ -29,5 +31,37 @@ test('a worker killed from outside is respawned, and the crash is counted', asyn
   assert.equal(replacement.restarts, 1);
   assert.equal(replacement.target, fixture('v1.js'));
   assert.match(master.stderr(), new RegExp(`worker ${victim.id} crashed: was killed by SIGKILL; respawning in 100 ms`));
+  assert.equal((await get(port)).body, 'v1');
+});
+
+test('SIGKILL of the master: every worker exits on its own, and the stale socket does not block the next master', async (t) => {
+  const port = await freePort();
+  const first = await startMaster(fixture('v1.js'), { env: { APP_PORT: String(port) } });
+  const pids = (await first.client.status()).workers.map((w) => w.pid);
+  assert.equal(pids.length, 2);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  // No orphans: cluster workers leave when their IPC channel to the master closes.
+  await expectGone(pids, 2000);
+  await first.stop(); // checks every pid it ever logged, the master's included
+
+  // The killed master left its socket file behind; a new master on the same path must still start.
+  assert.ok(fs.statSync(first.socket).isSocket(), 'the stale socket file is there');
+  const second = await startMaster(fixture('v2.js'), { env: { APP_PORT: String(port) }, socket: first.socket });
+  t.after(() => second.stop());
+  const client = connect({ socket: first.socket });
+  t.after(() => client.close());
+  assert.equal((await client.status()).masterPid, second.pid);
+  assert.equal((await get(port)).body, 'v2');
+});
+
+test('a second master on a live socket is refused, and the first keeps serving', async (t) => {
+  const port = await freePort();
+  const first = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => first.stop());
+  const result = await runCli(['-s', fixture('v2.js'), '--socket', first.socket]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`liveswap: another process is listening on ${first.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(is a liveswap master running\\?\\)\\n$`));
+  assert.equal((await first.client.status()).masterPid, first.pid);
   assert.equal((await get(port)).body, 'v1');
 });

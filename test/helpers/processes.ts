@@ -59,11 +59,12 @@ export interface StartMasterOptions {
   cwd?: string;
   /** Wait for the pool to be ready (default true). */
   waitReady?: boolean;
+  /** The control socket path (default: a fresh one in a temporary directory). */
+  socket?: string;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
-  const dir = tempDir();
-  const socket = path.join(dir, 'control.sock');
+  const socket = options.socket ?? path.join(tempDir(), 'control.sock');
   const args = [CLI, '-s', ...(target ? [target] : []), '--socket', socket, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
