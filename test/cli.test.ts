@@ -24,6 +24,19 @@ test('no master: exit 3 and "no master at …"', async () => {
   assert.equal(tcp.code, 3);
   assert.equal(oneLine(tcp.stderr), `liveswap: no master at 127.0.0.1:${port} (connection refused)`);
 
+  // Something that is not a liveswap master on the port (here: a plain HTTP server).
+  const http = await import('node:http');
+  const stranger = http.createServer((_req, res) => res.end('hi'));
+  await new Promise<void>((resolve) => stranger.listen(0, '127.0.0.1', resolve));
+  const strangerPort = (stranger.address() as net.AddressInfo).port;
+  const wrong = await runCli(['--status', '-p', String(strangerPort)]);
+  stranger.close();
+  assert.equal(wrong.code, 3);
+  assert.equal(
+    oneLine(wrong.stderr),
+    `liveswap: no master at 127.0.0.1:${strangerPort} (something else is listening there: it does not speak gRPC)`,
+  );
+
   const socket = path.join(tempDir(), 'none.sock');
   const unix = await runCli(['-u', fixture('v2.js'), '--socket', socket]);
   assert.equal(unix.code, 3);

@@ -29,9 +29,12 @@ function unreachableReason(details: string): string | undefined {
   if (/ECONNREFUSED/.test(details)) return 'connection refused';
   if (/ENOENT/.test(details)) return 'no such socket';
   if (/EACCES/.test(details)) return 'permission denied';
-  if (/ETIMEDOUT|Deadline/i.test(details)) return 'timed out';
+  if (/ETIMEDOUT/.test(details)) return 'timed out';
   if (/ECONNRESET/.test(details)) return 'connection reset';
-  return undefined;
+  if (/Protocol error/i.test(details)) return 'something else is listening there: it does not speak gRPC';
+  // Any other failure to connect: grpc-js says "No connection established. Last error: <why> (<time>)…".
+  const last = /No connection established\. Last error: (.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\.?(?: Resolution note.*)?$/.exec(details);
+  return last ? last[1]!.replace(/^Error: /, '') : undefined;
 }
 
 export function wrapClientError(error: ServiceError, endpoint: string): LiveswapClientError {
