@@ -360,6 +360,7 @@ export class Master extends EventEmitter<MasterEvents> {
         restarts: worker.restarts + 1,
         crashStreak: streak,
       });
+      void this.retireStrays(spec);
     }, delayMs);
     this.respawnTimers.add(timer);
   }
