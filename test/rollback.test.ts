@@ -32,7 +32,7 @@ async function rejection(promise: Promise<unknown>): Promise<LiveswapClientError
 /** Runs a failing upgrade under light load; asserts the v1 pool is intact and answered throughout. */
 async function expectRollback(
   target: string,
-  options: { readyTimeoutMs?: number; zeroFailures?: boolean } = {},
+  options: { readyTimeoutMs?: number; zeroFailures?: boolean; neverRefused?: boolean } = {},
 ): Promise<LiveswapClientError> {
   const before = await master.client.status();
   const load = startLoad(port, { keepAlive: 2, close: 2 });
@@ -50,6 +50,9 @@ async function expectRollback(
   assert.ok(stats.bodies.v1! > 0, 'v1 answered during the attempt');
   if (options.zeroFailures ?? true) {
     assert.deepEqual(stats.errors, {}, 'no request failed');
+  }
+  if (options.neverRefused) {
+    assert.equal(stats.errors.ECONNREFUSED, undefined, `the port was never left without a worker: ${JSON.stringify(stats.errors)}`);
   }
   for (let i = 0; i < 4; i++) assert.equal((await get(port)).body, 'v1');
   return error;
@@ -95,7 +98,7 @@ test('a target that crashes right after it is ready rolls back', async () => {
   // Requests in flight on the crashing worker itself may fail: that is the
   // app's crash. What liveswap guarantees is that v1 answers throughout and
   // is back at full strength.
-  const error = await expectRollback(fixture('crash-after-ready.js'), { zeroFailures: false });
+  const error = await expectRollback(fixture('crash-after-ready.js'), { zeroFailures: false, neverRefused: true });
   assert.match(error.message, /crashed: exited with code 1: Error: boom shortly after listening \(\d+ ms after it became ready\)/);
   assert.ok(error.stderrTail.some((line) => line.includes('boom shortly after listening')));
 });
@@ -107,4 +110,22 @@ test('through the CLI a rollback is one line on stderr and exit code 1', async (
   assert.equal(lines.length, 1, result.stderr);
   assert.match(lines[0]!, /^liveswap: upgrade rolled back: worker \d+ exited with code 1 before listening: Error: Cannot find module/);
   assert.equal((await get(port)).body, 'v1');
+});
+
+test('with one worker, a release that crashes right after it is ready never leaves the port unanswered', async (t) => {
+  const soloPort = await freePort();
+  const solo = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(soloPort) } });
+  t.after(() => solo.stop());
+  const load = startLoad(soloPort, { keepAlive: 2, close: 4 });
+  const error = await rejection(solo.client.upgrade({ target: fixture('crash-after-ready.js') }));
+  const stats = await load.stop();
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.match(error.message, /crashed: exited with code 1: Error: boom shortly after listening/);
+  // The old worker kept serving through the whole attempt: the port never refused a connection.
+  assert.equal(stats.errors.ECONNREFUSED, undefined, JSON.stringify(stats.errors));
+  assert.ok(stats.bodies.v1! > 0);
+  const after = await solo.client.status();
+  assert.equal(after.generation, 1);
+  assert.equal(after.counts!.ready, 1);
+  assert.equal((await get(soloPort)).body, 'v1');
 });

@@ -71,7 +71,8 @@ export class Pool extends EventEmitter<PoolEvents> {
       process.kill('SIGKILL');
     }, options.readyTimeoutMs);
     const becomeReady = (reason: string) => {
-      if (handle.state !== 'starting') return;
+      // Too late once the ready timeout has fired: the SIGKILL is on its way.
+      if (handle.state !== 'starting' || handle.readyTimedOut) return;
       clearTimeout(readyTimer);
       handle.transition('ready', reason);
     };

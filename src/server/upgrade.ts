@@ -4,8 +4,11 @@
  * Invariant: while an upgrade runs, no fewer workers are ready than the pool
  * size N (unless old ones crash on their own), and on the way forward at most
  * N + 1 are live (maxSurge 1): an old worker is drained only after its
- * replacement is ready. A rollback may briefly run more — it restores the old
- * generation to N before stopping the new workers, which keep serving meanwhile.
+ * replacement is ready, and the last old worker only once every new worker
+ * has stayed up for the stability window. So the old version serves until the
+ * new one has proved itself. A rollback may briefly run more — it restores
+ * the old generation to N before stopping the new workers, which keep
+ * serving meanwhile.
  *
  * Every wait has exactly these outcomes:
  *   - the new worker is ready                 → drain one old worker, go on
@@ -64,11 +67,13 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
         signal,
       );
       if (outcome !== 'ready') return await rollBack(plan, fresh, outcome);
+      // The last old worker keeps serving until the new release has proved
+      // stable: a release that crashes right after it is ready must not leave
+      // the port with nobody behind it.
+      if (i === plan.forks - 1) break;
       const old = oldestOther(pool, to.generation);
       if (old) retire(old);
     }
-    // Old workers beyond the pool size (e.g. a crash respawn raced us) retire too.
-    for (const old of pool.list().filter((w) => w.isLive && w.generation !== to.generation)) retire(old);
 
     // Every new worker must stay up stableMs after becoming ready.
     const lastReady = Math.max(...fresh.map((w) => w.readyAt?.getTime() ?? Date.now()));
@@ -78,6 +83,8 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     );
     if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
     plan.commit();
+    // The last old worker, and any beyond the pool size (a crash respawn that raced us).
+    for (const old of pool.list().filter((w) => w.isLive && w.generation !== to.generation)) retire(old);
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
     return {

@@ -14,7 +14,8 @@ import { TailBuffer } from './output.js';
 export type WorkerStateName = 'starting' | 'ready' | 'draining' | 'exited';
 
 const LEGAL: Record<WorkerStateName, readonly WorkerStateName[]> = {
-  starting: ['ready', 'draining', 'exited'],
+  // A worker still starting is killed rather than drained: it serves nothing yet.
+  starting: ['ready', 'exited'],
   ready: ['draining', 'exited'],
   draining: ['exited'],
   exited: [],
