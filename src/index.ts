@@ -129,6 +129,7 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
     broadcast: (message) => master.broadcast(message),
     status: () => master.status(),
     async *events({ signal } = {}) {
+      if (master.isStopping) return;
       const stop = new AbortController();
       const onStopped = () => stop.abort();
       master.once('stopped', onStopped);

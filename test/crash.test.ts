@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
-import { expectGone, waitFor } from './helpers/wait.js';
+import { expectGone, waitFor, withDeadline } from './helpers/wait.js';
 
 test('a worker killed from outside is respawned, and the crash is counted', async (t) => {
   const port = await freePort();
@@ -63,5 +63,42 @@ test('a second master on a live socket is refused, and the first keeps serving',
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`liveswap: another process is listening on ${first.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(is a liveswap master running\\?\\)\\n$`));
   assert.equal((await first.client.status()).masterPid, first.pid);
+  assert.equal((await get(port)).body, 'v1');
+});
+
+test('SIGINT drains gracefully; a second SIGINT stops waiting', async (t) => {
+  const port = await freePort();
+  const graceful = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => graceful.stop());
+  const inFlight = get(port, '/slow?ms=600');
+  await waitFor('the slow request to be in flight', async () => (await get(port)).body === 'v1');
+  graceful.child.kill('SIGINT');
+  assert.equal((await inFlight).body, 'v1', 'the in-flight request finished during the drain');
+  assert.equal(await withDeadline('graceful exit', graceful.exited, 10_000), 0);
+  assert.match(graceful.stderr(), /SIGINT: stopping gracefully/);
+
+  const port2 = await freePort();
+  const stuck = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port2) }, args: ['--drain-timeout', '60000'] });
+  t.after(() => stuck.stop());
+  const endless = get(port2, '/slow?ms=60000').catch((error: Error) => error);
+  await waitFor('the endless request to be in flight', async () => (await get(port2)).body === 'v1');
+  stuck.child.kill('SIGINT');
+  await waitFor('the worker to be draining', () => /ready → draining: master stopping/.test(stuck.stderr()));
+  const forcedAt = Date.now();
+  stuck.child.kill('SIGINT');
+  assert.equal(await withDeadline('forced exit', stuck.exited, 5000), 0);
+  assert.ok(Date.now() - forcedAt < 5000);
+  assert.match(stuck.stderr(), /SIGINT again: killing the workers without waiting for them to drain/);
+  assert.ok((await endless) instanceof Error, 'the endless request was cut by the forced stop');
+});
+
+test('a master whose stdout reader went away keeps running', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+  master.child.stdout!.destroy(); // like `liveswap -s app.js | head -1` after head exits
+  // The worker echoes every broadcast on its stdout, which the master copies to its broken pipe.
+  for (let i = 0; i < 20; i++) await master.client.broadcast(`line ${i}`);
+  assert.equal((await master.client.status()).counts!.ready, 1);
   assert.equal((await get(port)).body, 'v1');
 });

@@ -218,3 +218,19 @@ test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops
     assert.fail(`the pre-upgrade hook runner (pid ${runner}) outlived the master that started it`);
   });
 });
+
+test('a hook that cannot be loaded is a veto that says so', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), {
+    forks: 1,
+    env: { APP_PORT: String(port) },
+    args: ['--pre-upgrade', fixture('hook-syntax-error.js')],
+  });
+  t.after(() => master.stop());
+  await expectGrpcError(
+    master.client.upgrade({ target: fixture('v2.js') }),
+    status.FAILED_PRECONDITION,
+    /^pre-upgrade hook .*hook-syntax-error\.js could not be loaded: /,
+  );
+  assert.equal((await get(port)).body, 'v1');
+});

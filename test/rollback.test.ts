@@ -72,6 +72,15 @@ test('a missing target is INVALID_ARGUMENT and changes nothing', async () => {
   assert.equal(emptyDir.code, status.INVALID_ARGUMENT);
   assert.match(emptyDir.message, /is a directory with no entry point/);
 
+  // Durations beyond what a timer can hold would fire after 1 ms: refused, not a surprise SIGKILL.
+  for (const request of [{ drainTimeoutMs: 3_000_000_000 }, { readyTimeoutMs: 2_147_483_648 }]) {
+    const tooLong = await rejection(master.client.upgrade({ target: fixture('v2.js'), ...request }));
+    assert.equal(tooLong.code, status.INVALID_ARGUMENT);
+    assert.match(tooLong.message, /must be a whole number of milliseconds from 1 to 2147483647/);
+  }
+  const badDie = await rejection(master.client.die({ drainTimeoutMs: 4_000_000_000 }));
+  assert.equal(badDie.code, status.INVALID_ARGUMENT);
+
   const after = await master.client.status();
   assert.deepEqual(
     after.workers.map((w) => w.pid),
@@ -109,6 +118,10 @@ test('through the CLI a rollback is one line on stderr and exit code 1', async (
   const lines = result.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, result.stderr);
   assert.match(lines[0]!, /^liveswap: upgrade rolled back: worker \d+ exited with code 1 before listening: Error: Cannot find module/);
+  // The progress lines end with the failing worker's exit, not just its fork.
+  const failing = /worker (\d+) exited/.exec(lines[0]!)![1];
+  assert.match(result.stdout, new RegExp(`worker ${failing} \\(pid \\d+, gen \\d+\\) starting: forked`));
+  assert.match(result.stdout, new RegExp(`worker ${failing} \\(pid \\d+, gen \\d+\\) starting → exited: exited with code 1 before listening`));
   assert.equal((await get(port)).body, 'v1');
 });
 

@@ -6,8 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
-import { fixture } from './helpers/paths.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fixture, tempDir } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
 
 test('CommonJS, ESM and directory targets, one upgrade after another', async (t) => {
   const port = await freePort();
@@ -61,4 +64,39 @@ test('workers know who they are: LIVESWAP_WORKER_ID, LIVESWAP_GENERATION, LIVESW
   assert.equal(env.LIVESWAP_GENERATION, '1');
   assert.equal(env.LIVESWAP_TARGET, fixture('v1.js'));
   assert.equal((await get(port, '/pid')).body, `v1 ${worker.pid}`);
+});
+
+test('a symlinked target is pinned to the release it pointed at', async (t) => {
+  const deploy = tempDir();
+  t.after(() => fs.rmSync(deploy, { recursive: true, force: true }));
+  for (const release of ['r1', 'r2']) {
+    fs.mkdirSync(path.join(deploy, release));
+    fs.writeFileSync(
+      path.join(deploy, release, 'app.js'),
+      `require(${JSON.stringify(fixture('lib/serve.js'))})(${JSON.stringify(release)})\n`,
+    );
+  }
+  fs.writeFileSync(path.join(deploy, 'package.json'), '{"type":"commonjs"}');
+  fs.symlinkSync(path.join(deploy, 'r1'), path.join(deploy, 'current'));
+
+  const port = await freePort();
+  const master = await startMaster(path.join(deploy, 'current', 'app.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+  const before = await master.client.status();
+  assert.equal(before.target, path.join(deploy, 'r1', 'app.js'));
+
+  // Deploy r2 by moving the link, as capistrano-style deploys do; then a crash respawn happens.
+  fs.unlinkSync(path.join(deploy, 'current'));
+  fs.symlinkSync(path.join(deploy, 'r2'), path.join(deploy, 'current'));
+  process.kill(before.workers[0]!.pid, 'SIGKILL');
+  await waitFor('the respawned worker', async () => {
+    const s = await master.client.status();
+    return s.counts!.ready === 1 && s.workers[0]!.pid !== before.workers[0]!.pid;
+  });
+  assert.equal((await get(port)).body, 'r1', 'the respawn runs the release generation 1 started on');
+
+  // The upgrade through the link moves to r2.
+  const upgraded = await master.client.upgrade({ target: path.join(deploy, 'current', 'app.js') });
+  assert.equal(upgraded.target, path.join(deploy, 'r2', 'app.js'));
+  assert.equal((await get(port)).body, 'r2');
 });

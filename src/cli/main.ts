@@ -16,6 +16,7 @@ import {
   ReadyMode,
   UpgradeResponse,
 } from '../gen/liveswap/v1/liveswap.js';
+import { MAX_TIMER_MS } from '../server/config.js';
 import { DEFAULTS } from '../server/defaults.js';
 import { LiveswapError } from '../server/errors.js';
 import { runMaster } from '../server/run.js';
@@ -25,8 +26,8 @@ const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 class UsageError extends Error {}
 
-const PROGRESS_QUIET_MS = 50;
-const PROGRESS_TAIL_MAX_MS = 500;
+/** How long -u/-k wait for the last progress lines after the reply. */
+const PROGRESS_TAIL_MAX_MS = 2000;
 
 const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
 
@@ -97,7 +98,7 @@ async function runStart(args: Args): Promise<number> {
     ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
     log: { format: args['log-format'] },
-    handleSignals: true,
+    foreground: true,
   });
   const { master, control, log } = running;
   const what = target ? `${master.config.forks} worker(s) ready on ${target}` : 'no workers yet (waiting for Start)';
@@ -112,23 +113,24 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   const abort = new AbortController();
   const events = client.watch({ signal: abort.signal });
   const first = await events.next(); // The snapshot: from here on, no transition is missed.
-  if (first.done) return operation();
-  let lastEventAt = Date.now();
+  if (first.done || first.value.event?.$case !== 'snapshot') return operation();
+  let lastSeen = first.value.event.snapshot.sequence;
   const printing = (async () => {
     for await (const item of events) {
-      lastEventAt = Date.now();
-      if (item.event?.$case === 'transition') print(`  ${describeTransition(item.event.transition)}`);
+      if (item.event?.$case !== 'transition') continue;
+      lastSeen = item.event.transition.sequence;
+      print(`  ${describeTransition(item.event.transition)}`);
     }
   })().catch(() => {});
   try {
     return await operation();
   } finally {
-    // The master sent every transition before its reply, but the stream may
-    // deliver the last ones just after it: wait for a quiet moment (bounded).
+    // Every transition the operation caused happened before its reply, but the
+    // stream may deliver the last ones just after it: read up to the master's
+    // current sequence number (bounded, in case the master went away).
+    const upTo = (await client.status().catch(() => undefined))?.sequence ?? lastSeen;
     const deadline = Date.now() + PROGRESS_TAIL_MAX_MS;
-    while (Date.now() - lastEventAt < PROGRESS_QUIET_MS && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    while (lastSeen < upTo && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     abort.abort();
     await printing;
   }
@@ -225,6 +227,12 @@ export async function main(argv: string[]): Promise<number> {
   const command = given[0]!;
   try {
     if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
+    for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
+      const value = args[flag];
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= MAX_TIMER_MS)) {
+        throw new UsageError(`--${flag} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${value}`);
+      }
+    }
     return command === 'start' ? await runStart(args) : await runClientCommand(command, args);
   } catch (error) {
     if (error instanceof UsageError) {

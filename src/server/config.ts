@@ -54,10 +54,19 @@ export function checkForks(forks: number): void {
   }
 }
 
+/** The largest delay a Node timer honours (about 24.8 days); beyond it a timer fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 function checkDuration(name: string, value: number, min: number): void {
-  // 24 days: the largest delay a Node timer honours.
-  if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
-    throw invalidArgument(`${name} must be a whole number of milliseconds from ${min} to 2147483647, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
+    throw invalidArgument(`${name} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}, got ${value}`);
+  }
+}
+
+/** A per-call duration: absent or 0 means the master's default; anything else must be a valid timer. */
+export function checkCallDurations(durations: Record<string, number | undefined>): void {
+  for (const [name, value] of Object.entries(durations)) {
+    if (value !== undefined && value !== 0) checkDuration(name, value, 1);
   }
 }
 

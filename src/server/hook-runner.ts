@@ -1,8 +1,9 @@
 /**
  * Runs the pre-upgrade hook in a child process of its own, so a hook that
  * hangs, leaks or crashes cannot hurt the master. Protocol: the master sends
- * `{ hook, data }`; the runner answers `{ ok: true }` or `{ ok: false, error }`
- * and exits.
+ * `{ hook, data }`; the runner answers `{ ok: true }`, `{ ok: false, error }`
+ * (a veto) or `{ ok: false, loadFailed: true, error }` (the hook module could
+ * not be loaded), and exits.
  *
  * Both of the seed's shapes work:
  *   module.exports = function (data, cb) { cb(err) }   // callback: an error vetoes
@@ -54,10 +55,13 @@ process.once('disconnect', () => process.exit(0));
 
 process.once('message', (request: HookRequest) => {
   pickFunction(request.hook)
-    .then((hook) => invoke(hook, request.data))
     .then(
-      () => ({ ok: true }),
-      (error: unknown) => ({ ok: false, error: messageOf(error) }),
+      (hook) =>
+        invoke(hook, request.data).then(
+          () => ({ ok: true }),
+          (error: unknown) => ({ ok: false, error: messageOf(error) }),
+        ),
+      (error: unknown) => ({ ok: false, loadFailed: true, error: messageOf(error) }),
     )
     .then((reply) => process.send!(reply, () => process.exit(0)));
 });

@@ -40,8 +40,9 @@ export function runPreUpgradeHook(
     signal?.addEventListener('abort', () => veto('pre-upgrade hook cancelled: the master is shutting down'), {
       once: true,
     });
-    child.on('message', (reply: { ok: boolean; error?: string }) => {
+    child.on('message', (reply: { ok: boolean; loadFailed?: boolean; error?: string }) => {
       if (reply.ok) settle({ allowed: true });
+      else if (reply.loadFailed) veto(`pre-upgrade hook ${hook} could not be loaded: ${reply.error}`);
       else veto(`pre-upgrade hook vetoed the upgrade: ${reply.error}`);
     });
     child.on('error', (error) => veto(`pre-upgrade hook could not run: ${error.message}`));

@@ -8,12 +8,12 @@
  * LiveswapError codes to statuses.
  */
 import { EventEmitter } from 'node:events';
-import { checkForks, type MasterConfig } from './config.js';
+import { checkCallDurations, checkForks, type MasterConfig } from './config.js';
 import { aborted, failedPrecondition, LiveswapError, unavailable } from './errors.js';
 import { runPreUpgradeHook } from './hook.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
 import type { Logger } from './logger.js';
-import { Pool, type PoolTransition, type WorkerCounts } from './pool.js';
+import { Pool, type PoolTransition, type SpawnOptions, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from './target.js';
 import { rollingUpgrade } from './upgrade.js';
@@ -74,6 +74,8 @@ export interface MasterStatus {
   masterPid: number;
   masterStartedAt: Date;
   restarts: number;
+  /** The sequence number of the most recent transition. */
+  sequence: number;
 }
 
 export interface MasterEvents {
@@ -129,6 +131,7 @@ export class Master extends EventEmitter<MasterEvents> {
       masterPid: process.pid,
       masterStartedAt: this.startedAt,
       restarts: this.restarts,
+      sequence: this.pool.lastSequence,
     };
   }
 
@@ -136,6 +139,7 @@ export class Master extends EventEmitter<MasterEvents> {
   async start(target: string, options: StartOptions = {}): Promise<StartResult> {
     const file = resolveTarget(target);
     if (options.forks !== undefined) checkForks(options.forks);
+    checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs });
     return this.exclusive('start', async (signal) => {
       const live = this.pool.list().filter((w) => w.isLive);
       if (live.length > 0) {
@@ -162,6 +166,7 @@ export class Master extends EventEmitter<MasterEvents> {
   /** Rolling upgrade to a new target (see upgrade.ts). */
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
+    checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
     return this.exclusive('upgrade', async (signal) => {
       // On a master that has run nothing yet this is a start, one worker at a time.
       const from = this.current;
@@ -227,6 +232,16 @@ export class Master extends EventEmitter<MasterEvents> {
    * operation first, then emit `stopped`. Calling it again returns the same result.
    */
   die(options: DieOptions = {}): Promise<DieResult> {
+    try {
+      checkCallDurations({ drainTimeoutMs: options.drainTimeoutMs });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.stopping && options.force) {
+      // Already stopping gracefully and asked again with force (a second Ctrl-C): stop waiting.
+      this.log.warn('forced stop: killing every worker now');
+      for (const worker of this.pool.list()) void this.pool.kill(worker);
+    }
     this.stopping ??= this.stopEverything(options);
     return this.stopping;
   }
@@ -314,8 +329,22 @@ export class Master extends EventEmitter<MasterEvents> {
     const spec = this.current;
     if (!spec || this.stopping) return;
     const missing = this.config.forks - this.liveOfCurrent() - this.respawnTimers.size;
-    for (let i = 0; i < missing; i++) this.pool.spawn(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
+    for (let i = 0; i < missing; i++) this.spawnOutsideOperation(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
     void this.retireStrays(spec);
+  }
+
+  /**
+   * A fork that fails outright (the OS refused: ENOMEM, EAGAIN…) is logged, not
+   * thrown: here no caller could handle it, and a throw from a timer would take
+   * the master and every worker down with it. The next crash or operation
+   * tries again.
+   */
+  private spawnOutsideOperation(spec: LaunchSpec, options: SpawnOptions): void {
+    try {
+      this.pool.spawn(spec, options);
+    } catch (error) {
+      this.log.error(`could not fork a worker for generation ${spec.generation}: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -355,7 +384,7 @@ export class Master extends EventEmitter<MasterEvents> {
       if (this.stopping || this.operation || this.current !== spec) return;
       if (this.liveOfCurrent() >= this.config.forks) return;
       this.restarts++;
-      this.pool.spawn(spec, {
+      this.spawnOutsideOperation(spec, {
         readyTimeoutMs: this.config.readyTimeoutMs,
         restarts: worker.restarts + 1,
         crashStreak: streak,

@@ -44,6 +44,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     super();
   }
 
+  /** The sequence number of the most recent transition (0 before the first). */
+  get lastSequence(): number {
+    return this.sequence;
+  }
+
   /** Every worker not yet exited, oldest first. */
   list(): WorkerHandle[] {
     return [...this.workers.values()];
@@ -169,7 +174,7 @@ function describeExit(
     case 'starting':
       return `${exitWords(code, signal)} before ${readinessWord(handle)}${because}`;
     case 'ready':
-      return `crashed: ${exitWords(code, signal)}${because}`;
+      return code === 0 ? `exited on its own with code 0${because}` : `crashed: ${exitWords(code, signal)}${because}`;
     case 'draining':
       return code === 0 ? 'drained' : `${exitWords(code, signal)} while draining${because}`;
     case 'exited':

@@ -2,7 +2,10 @@
  * Assembles a running master: logger, pool, control server and output
  * reporting. Shared by the CLI (`liveswap -s`) and the API (`liveswap()`).
  */
+import * as grpc from '@grpc/grpc-js';
+import { format } from 'node:util';
 import { startControlServer, type ControlEndpoint, type ControlServer } from './control-server.js';
+import { unavailable } from './errors.js';
 import type { Launcher } from './launcher.js';
 import { createLogger, type Logger, type LoggerOptions } from './logger.js';
 import { resolveMasterConfig, type MasterConfig } from './config.js';
@@ -16,8 +19,11 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   log?: LoggerOptions;
   /** Worker stdout/stderr: copied to ours with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
-  /** SIGINT/SIGTERM stop the master gracefully (the CLI sets this; a library should not). */
-  handleSignals?: boolean;
+  /**
+   * This process is a foreground master (the CLI): handle SIGINT/SIGTERM and
+   * guard stdout/stderr. A library embedding the master should not set it.
+   */
+  foreground?: boolean;
   /** @internal the process-spawning seam, for state-machine tests. */
   launcher?: Launcher;
 }
@@ -45,16 +51,10 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
     });
   }
 
-  if (options.handleSignals) {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(signal, () => {
-        log.info(`${signal}: stopping gracefully`);
-        void master.die();
-      });
-    }
-  }
+  if (options.foreground) becomeForegroundMaster(master, log);
 
-  const control = options.control === false ? undefined : await startControlServer(master, options.control, log);
+  let control: ControlServer | undefined;
+  // Listen before anything can stop the master (a signal during start-up).
   const stopped = new Promise<void>((resolve) => {
     master.once('stopped', () => {
       void (control?.close() ?? Promise.resolve()).then(() => {
@@ -63,15 +63,44 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       });
     });
   });
+  const giveUp = async (error: unknown): Promise<never> => {
+    await master.die({ force: true });
+    await stopped;
+    throw error;
+  };
 
-  if (options.target) {
-    try {
-      await master.start(options.target);
-    } catch (error) {
-      await master.die({ force: true });
-      await stopped;
-      throw error;
+  if (options.control !== false) {
+    control = await startControlServer(master, options.control, log).catch(giveUp);
+    if (master.isStopping) {
+      // Stopped while we were binding: nobody else will close it.
+      await control.close();
+      await giveUp(unavailable('the master was stopped while starting'));
     }
   }
+  if (options.target) await master.start(options.target).catch(giveUp);
   return { master, control, log, stopped };
+}
+
+/**
+ * The CLI's master owns its process: SIGINT/SIGTERM stop it gracefully (a
+ * second one kills the workers at once), a reader that went away (`| head`)
+ * must not take the master down with EPIPE, and grpc-js's own log lines go
+ * to our log instead of breaking the one-line error contract.
+ */
+function becomeForegroundMaster(master: Master, log: Logger): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (master.isStopping) {
+        log.warn(`${signal} again: killing the workers without waiting for them to drain`);
+        void master.die({ force: true });
+      } else {
+        log.info(`${signal}: stopping gracefully (send it again to kill the workers at once)`);
+        void master.die();
+      }
+    });
+  }
+  // Writes to a closed pipe fail with EPIPE; the output is lost either way, the workers are not.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+  grpc.setLogger({ error: (...args: unknown[]) => log.debug(`grpc: ${format(...args)}`) });
 }

@@ -23,8 +23,12 @@ export { LiveswapServiceService };
 export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
 /** Keep the tail well under grpc's default 8 KiB metadata limit. */
 const STDERR_TAIL_MAX_BYTES = 4096;
-/** A watcher that falls this far behind is disconnected rather than buffered without bound. */
-const WATCH_MAX_BUFFERED_BYTES = 1 << 20;
+/**
+ * A watcher that falls this many events behind is disconnected rather than
+ * buffered without bound (the stream is in object mode: writableLength counts
+ * messages, not bytes).
+ */
+const WATCH_MAX_BUFFERED_EVENTS = 1024;
 
 function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
   if (error instanceof LiveswapError) {
@@ -119,11 +123,12 @@ export function createService(master: Master, log: Logger): ServiceHandle {
             counts: toProtoCounts(s.counts),
             generation: s.generation,
             target: s.target,
+            sequence: s.sequence,
           },
         },
       });
       const onTransition = (event: PoolTransition) => {
-        if (call.writableLength > WATCH_MAX_BUFFERED_BYTES) {
+        if (call.writableLength >= WATCH_MAX_BUFFERED_EVENTS) {
           cleanup();
           call.emit('error', {
             code: status.RESOURCE_EXHAUSTED,

@@ -35,10 +35,13 @@ export function resolveTarget(input: string): string {
   }
   try {
     fs.accessSync(file, fs.constants.R_OK);
+    // Pin the real file: with a `current -> releases/N` symlink, a later
+    // respawn, Kill or rollback of this generation must run this release,
+    // not whatever the link points to by then.
+    return fs.realpathSync(file);
   } catch (error) {
     throw describeFsError(file, error);
   }
-  return file;
 }
 
 function describeFsError(file: string, error: unknown) {
