@@ -1,5 +1,6 @@
 /** How the CLI prints workers and events for people (text) and machines (--json). */
 import {
+  ReadyMode,
   Transition,
   WatchWorkersResponse,
   WorkerState,
@@ -47,8 +48,9 @@ export function statusText(s: GetStatusResponse): string {
   const head = s.target
     ? `generation ${s.generation}: ${s.target}`
     : 'no target started yet';
+  const mode = s.readyMode === ReadyMode.READY_MODE_MESSAGE ? 'the ready message' : 'listening';
   const lines = [
-    `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head}`,
+    `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
   if (s.workers.length > 0) lines.push('', workerTable(s.workers));

@@ -76,6 +76,8 @@ export interface MasterStatus {
   restarts: number;
   /** The sequence number of the most recent transition. */
   sequence: number;
+  /** The current release's ready mode (the configured default before the first start). */
+  readyMode: ReadyMode;
 }
 
 export interface MasterEvents {
@@ -132,6 +134,7 @@ export class Master extends EventEmitter<MasterEvents> {
       masterStartedAt: this.startedAt,
       restarts: this.restarts,
       sequence: this.pool.lastSequence,
+      readyMode: this.current?.readyMode ?? this.config.readyMode,
     };
   }
 

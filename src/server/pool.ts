@@ -34,6 +34,12 @@ export interface SpawnOptions {
   restarts?: number;
   /** Crashes in a row of this slot, for the respawn backoff. */
   crashStreak?: number;
+  /**
+   * In listening mode, the worker is ready only once it listens on all of
+   * these (an upgrade passes the addresses every old worker serves, so no
+   * port is left without a worker); otherwise on its first listen.
+   */
+  expectAddresses?: readonly string[];
 }
 
 export class Pool extends EventEmitter<PoolEvents> {
@@ -67,6 +73,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const handle = new WorkerHandle(process, spec, options.restarts ?? 0, options.crashStreak ?? 0, (event) =>
       this.emit('transition', { ...event, counts: this.counts(), sequence: ++this.sequence }),
     );
+    handle.expectAddresses = options.expectAddresses ?? [];
     this.workers.set(handle.id, handle);
     handle.announce();
 
@@ -81,11 +88,13 @@ export class Pool extends EventEmitter<PoolEvents> {
       clearTimeout(readyTimer);
       handle.transition('ready', reason);
     };
-    if (spec.readyMode === 'listening') {
-      process.on('listening', (address) => becomeReady(`listening on ${address}`));
-    } else {
-      process.on('ready-message', () => becomeReady('sent the ready message'));
-    }
+    process.on('listening', (address) => {
+      handle.listening.add(address);
+      if (spec.readyMode === 'listening' && handle.missingAddresses().length === 0) {
+        becomeReady(`listening on ${[...handle.listening].join(', ')}`);
+      }
+    });
+    if (spec.readyMode === 'message') process.on('ready-message', () => becomeReady('sent the ready message'));
     process.on('stdout', (line) => this.emit('output', handle, 'stdout', line));
     process.on('stderr', (line) => {
       handle.stderrTail.push(line);
@@ -151,6 +160,13 @@ function readinessWord(handle: WorkerHandle): string {
   return handle.spec.readyMode === 'listening' ? 'listening' : 'sending the ready message';
 }
 
+function missedReadiness(handle: WorkerHandle, readyTimeoutMs: number): string {
+  if (handle.spec.readyMode === 'message') return `did not send the ready message within ${readyTimeoutMs} ms (killed)`;
+  const missing = handle.missingAddresses();
+  const where = handle.listening.size > 0 ? ` on ${missing.join(', ')} (it listens on ${[...handle.listening].join(', ')})` : '';
+  return `did not start listening${where} within ${readyTimeoutMs} ms (killed)`;
+}
+
 function exitWords(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
@@ -165,9 +181,7 @@ function describeExit(
   const from: WorkerStateName = handle.state;
   const summary = summarizeStderr(handle.stderrTail.get());
   const because = summary ? `: ${summary}` : '';
-  if (handle.readyTimedOut) {
-    return `did not start ${readinessWord(handle)} within ${readyTimeoutMs} ms (killed)`;
-  }
+  if (handle.readyTimedOut) return missedReadiness(handle, readyTimeoutMs);
   if (handle.killedAtDrainTimeout) return 'killed at the drain timeout';
   if (handle.stopRequested && from !== 'draining') return `stopped (${exitWords(code, signal)})`;
   switch (from) {

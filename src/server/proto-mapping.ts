@@ -21,6 +21,12 @@ export function toProtoState(state: WorkerStateName | undefined): ProtoWorkerSta
   return state ? STATE[state] : ProtoWorkerState.WORKER_STATE_UNSPECIFIED;
 }
 
+export function toProtoReadyMode(mode: ReadyMode | undefined): ProtoReadyMode {
+  if (mode === 'listening') return ProtoReadyMode.READY_MODE_LISTENING;
+  if (mode === 'message') return ProtoReadyMode.READY_MODE_MESSAGE;
+  return ProtoReadyMode.READY_MODE_UNSPECIFIED;
+}
+
 export function fromProtoReadyMode(mode: ProtoReadyMode): ReadyMode | undefined {
   switch (mode) {
     case ProtoReadyMode.READY_MODE_LISTENING:
@@ -45,6 +51,7 @@ export function toProtoWorker(worker: WorkerInfo): Worker {
     exitCode: worker.exitCode,
     exitSignal: worker.exitSignal ?? '',
     reason: worker.reason,
+    listening: worker.listening,
   };
 }
 

@@ -15,7 +15,7 @@ import { invalidArgument, LiveswapError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
 import type { PoolTransition } from './pool.js';
-import { fromProtoReadyMode, toProtoCounts, toProtoTransition, toProtoWorker } from './proto-mapping.js';
+import { fromProtoReadyMode, toProtoCounts, toProtoReadyMode, toProtoTransition, toProtoWorker } from './proto-mapping.js';
 
 export { LiveswapServiceService };
 
@@ -105,7 +105,12 @@ export function createService(master: Master, log: Logger): ServiceHandle {
 
     getStatus: unary(log, async () => {
       const s = master.status();
-      return { ...s, workers: s.workers.map(toProtoWorker), counts: toProtoCounts(s.counts) };
+      return {
+        ...s,
+        workers: s.workers.map(toProtoWorker),
+        counts: toProtoCounts(s.counts),
+        readyMode: toProtoReadyMode(s.readyMode),
+      };
     }),
 
     watchWorkers(call) {

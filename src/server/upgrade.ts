@@ -49,6 +49,7 @@ export interface UpgradeOutcome {
 
 export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
   const { pool, to, signal } = plan;
+  const expectAddresses = sharedAddresses(pool.list().filter((w) => w.state === 'ready' && w.generation === plan.from?.generation));
   const fresh: WorkerHandle[] = [];
   const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
   const failure = firstUnexpectedExit(pool, to.generation);
@@ -60,7 +61,7 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
 
   try {
     for (let i = 0; i < plan.forks; i++) {
-      const worker = pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs });
+      const worker = pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses });
       fresh.push(worker);
       const outcome = await cancellable(
         Promise.race([worker.readyOrExited.then((ready) => (ready ? 'ready' : worker)), failure.exited]),
@@ -94,6 +95,18 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
   } finally {
     failure.dispose();
   }
+}
+
+/**
+ * The addresses every one of these workers listens on. A new worker must
+ * listen on all of them before it replaces one: an app that opens a second
+ * port a moment after its first would otherwise leave that port with no
+ * worker behind it while the old ones drain. Addresses only some workers
+ * listen on (a per-worker debug port) are not required.
+ */
+function sharedAddresses(workers: readonly WorkerHandle[]): string[] {
+  if (workers.length === 0) return [];
+  return [...workers[0]!.listening].filter((address) => workers.every((w) => w.listening.has(address)));
 }
 
 /** The oldest live worker not of `generation`, ready ones first. */
@@ -146,8 +159,9 @@ async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: Worke
 /** Brings the old release back to N live workers; resolves the first that failed, if any. */
 async function restore(plan: UpgradePlan, from: LaunchSpec): Promise<WorkerHandle | undefined> {
   const oldLive = plan.pool.list().filter((w) => w.isLive && w.generation === from.generation);
+  const expectAddresses = sharedAddresses(oldLive.filter((w) => w.state === 'ready'));
   const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
-    plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs }),
+    plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }),
   );
   return cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
 }

@@ -35,6 +35,8 @@ export interface WorkerInfo {
   exitCode?: number;
   exitSignal?: string;
   reason: string;
+  /** Addresses it listens on. */
+  listening: string[];
 }
 
 export interface TransitionEvent {
@@ -65,6 +67,10 @@ export class WorkerHandle {
   /** Set when the master had to SIGKILL it at the drain timeout. */
   killedAtDrainTimeout = false;
   readonly stderrTail = new TailBuffer(50);
+  /** Addresses the worker listens on ("127.0.0.1:1337", "/run/app.sock"). */
+  readonly listening = new Set<string>();
+  /** Addresses it must listen on before it counts as ready (listening mode). */
+  expectAddresses: readonly string[] = [];
   /** The pending SIGKILL at the drain timeout. */
   drainTimer?: NodeJS.Timeout;
   /** Set when the worker is killed for missing its ready timeout. */
@@ -98,6 +104,10 @@ export class WorkerHandle {
   }
   get isLive(): boolean {
     return this.state === 'starting' || this.state === 'ready';
+  }
+
+  missingAddresses(): string[] {
+    return this.expectAddresses.filter((address) => !this.listening.has(address));
   }
 
   /** Announce the worker's birth (from: undefined → starting). */
@@ -143,6 +153,7 @@ export class WorkerHandle {
       ...(this.exitCode !== undefined && { exitCode: this.exitCode }),
       ...(this.exitSignal !== undefined && { exitSignal: this.exitSignal }),
       reason: this.reason,
+      listening: [...this.listening],
     };
   }
 }
