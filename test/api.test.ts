@@ -43,6 +43,15 @@ test('liveswap(options) runs a master in-process; connect() drives it over gRPC'
       ['ready>draining', 'draining>exited', 'ready>draining', 'draining>exited'],
     );
 
+    // Only JSON values travel to workers.
+    for (const notJson of [undefined, () => 1, 10n]) {
+      await assert.rejects(ls.broadcast(notJson), (error: unknown) => {
+        assert.ok(error instanceof LiveswapError);
+        assert.equal(error.code, status.INVALID_ARGUMENT);
+        return true;
+      });
+    }
+
     // Expected failures are typed, with their gRPC code.
     await assert.rejects(ls.upgrade(fixture('no-such.js')), (error: unknown) => {
       assert.ok(error instanceof LiveswapError);

@@ -219,18 +219,16 @@ test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops
   });
 });
 
-test('a hook that cannot be loaded is a veto that says so', async (t) => {
-  const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), {
-    forks: 1,
-    env: { APP_PORT: String(port) },
-    args: ['--pre-upgrade', fixture('hook-syntax-error.js')],
-  });
-  t.after(() => master.stop());
-  await expectGrpcError(
-    master.client.upgrade({ target: fixture('v2.js') }),
-    status.FAILED_PRECONDITION,
-    /^pre-upgrade hook .*hook-syntax-error\.js could not be loaded: /,
-  );
-  assert.equal((await get(port)).body, 'v1');
+test('a hook that cannot be used is refused when the master starts', async () => {
+  for (const [hook, why] of [
+    ['hook-syntax-error.js', /SyntaxError|Unexpected/],
+    ['hook-not-a-function.js', /exports no function/],
+  ] as const) {
+    const result = await runCli(['-s', fixture('v1.js'), '--socket', path.join(tempDir(), 'c.sock'), '--pre-upgrade', fixture(hook)]);
+    assert.equal(result.code, 1, result.stderr);
+    const last = lines(result.stderr).at(-1)!;
+    assert.match(last, new RegExp(`^liveswap: pre-upgrade hook ${fixture(hook).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be used: `));
+    assert.match(last, why);
+    assert.doesNotMatch(result.stderr, /worker \d+ \(pid/, 'no worker was forked');
+  }
 });

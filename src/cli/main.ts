@@ -6,7 +6,6 @@
  * reachable. Failures print one line on stderr, never a stack trace.
  */
 import path from 'node:path';
-import yargs from 'yargs';
 import { connect, LiveswapClientError, type ConnectOptions, type LiveswapClient } from '../client/index.js';
 import {
   BroadcastResponse,
@@ -16,64 +15,27 @@ import {
   ReadyMode,
   UpgradeResponse,
 } from '../gen/liveswap/v1/liveswap.js';
-import { MAX_TIMER_MS } from '../server/config.js';
 import { DEFAULTS } from '../server/defaults.js';
 import { LiveswapError } from '../server/errors.js';
 import { runMaster } from '../server/run.js';
+import { bare, checkArgs, parser, UsageError, type Args, type Command } from './args.js';
 import { describeTransition, statusText, watchItemJson, watchItemText } from './format.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
-class UsageError extends Error {}
-
 /** How long -u/-k wait for the last progress lines after the reply. */
 const PROGRESS_TAIL_MAX_MS = 2000;
 
-const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
 
-function parser(argv: string[]) {
-  return yargs(argv)
-    .scriptName('liveswap')
-    .usage('liveswap: zero-downtime code hot-swap for Node.js servers\n\nUsage: liveswap <command> [options]')
-    .option('start', { alias: 's', type: 'string', describe: 'Run a master in the foreground with workers on FILE', group: 'Commands:' })
-    .option('upgrade', { alias: 'u', type: 'string', describe: 'Rolling upgrade of every worker to FILE', group: 'Commands:' })
-    .option('kill', { alias: 'k', type: 'boolean', describe: 'Kill every worker and respawn on the current code', group: 'Commands:' })
-    .option('die', { alias: 'd', type: 'boolean', describe: 'Stop the workers (graceful drain) and quit the master', group: 'Commands:' })
-    .option('message', { alias: 'm', type: 'string', describe: 'Send the string MSG to every ready worker', group: 'Commands:' })
-    .option('message-json', { type: 'string', describe: 'Send a JSON value to every ready worker', group: 'Commands:' })
-    .option('status', { type: 'boolean', describe: 'Print the worker table', group: 'Commands:' })
-    .option('watch', { type: 'boolean', describe: 'Print worker events as they happen', group: 'Commands:' })
-    .option('pre-upgrade', { type: 'string', describe: 'With -s: module that may veto upgrades (function (data, cb) or async)' })
-    .option('hook-timeout', { type: 'number', describe: `With --pre-upgrade: ms the hook may take before it counts as a veto (default ${DEFAULTS.hookTimeoutMs})` })
-    .option('forks', { alias: 'f', type: 'number', default: DEFAULTS.forks, describe: 'With -s: number of workers' })
-    .option('port', { alias: 'p', type: 'number', default: DEFAULTS.port, describe: 'Control service port' })
-    .option('address', { alias: 'a', type: 'string', default: DEFAULTS.address, describe: 'Control service address' })
-    .option('socket', { type: 'string', describe: 'Control over a unix socket at PATH (mode 0600) instead of TCP' })
-    .option('ready-timeout', { type: 'number', describe: `ms a new worker may take to become ready (default ${DEFAULTS.readyTimeoutMs})` })
-    .option('drain-timeout', { type: 'number', describe: `ms an old worker may take to drain before SIGKILL (default ${DEFAULTS.drainTimeoutMs})` })
-    .option('ready-mode', { choices: ['listening', 'message'] as const, describe: 'Ready when listening (default), or on process.send({ liveswap: "ready" })' })
-    .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
-    .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
-    .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'With -s: master log format' })
-    .strict()
-    .version(false)
-    .help('help')
-    .alias('help', 'h')
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw new UsageError(message || error?.message || 'invalid arguments');
-    });
-}
-
-type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
 
 function absolute(file: string): string {
   return path.resolve(process.cwd(), file);
 }
 
 function connectOptions(args: Args): ConnectOptions {
-  return args.socket ? { socket: args.socket } : { address: args.address, port: args.port };
+  return args.socket !== undefined
+    ? { socket: args.socket }
+    : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port };
 }
 
 function readyModeOf(args: Args): ReadyMode {
@@ -90,14 +52,16 @@ async function runStart(args: Args): Promise<number> {
   const target = args.start ? absolute(args.start) : undefined;
   const running = await runMaster({
     ...(target && { target }),
-    control: args.socket ? { socket: args.socket } : { address: args.address, port: args.port },
-    forks: args.forks,
+    control: args.socket !== undefined
+      ? { socket: args.socket }
+      : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port },
+    forks: args.forks ?? DEFAULTS.forks,
     ...(args['pre-upgrade'] !== undefined && { preUpgrade: absolute(args['pre-upgrade']) }),
     ...(args['ready-timeout'] !== undefined && { readyTimeoutMs: args['ready-timeout'] }),
     ...(args['drain-timeout'] !== undefined && { drainTimeoutMs: args['drain-timeout'] }),
     ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
-    log: { format: args['log-format'] },
+    log: { format: args['log-format'] ?? 'text' },
     foreground: true,
   });
   const { master, control, log } = running;
@@ -136,7 +100,7 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   }
 }
 
-async function runClientCommand(command: (typeof COMMANDS)[number], args: Args): Promise<number> {
+async function runClientCommand(command: Command, args: Args): Promise<number> {
   const client = connect(connectOptions(args));
   const json = Boolean(args.json);
   try {
@@ -196,6 +160,7 @@ async function runClientCommand(command: (typeof COMMANDS)[number], args: Args):
         for await (const item of client.watch({ signal: abort.signal })) {
           print(json ? watchItemJson(item) : watchItemText(item));
         }
+        if (!abort.signal.aborted) process.stderr.write('liveswap: the master ended the stream (it stopped)\n');
         return EXIT.ok;
       }
       case 'start':
@@ -215,24 +180,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (args.help) return EXIT.ok;
-  const given = COMMANDS.filter((name) => args[name] !== undefined && args[name] !== false);
-  if (given.length === 0) {
-    process.stderr.write('liveswap: no command given: use -s FILE, -u FILE, -k, -d, -m MSG, --status or --watch (see liveswap --help)\n');
-    return EXIT.usage;
-  }
-  if (given.length > 1) {
-    process.stderr.write(`liveswap: give one command at a time, got ${given.map((c) => `--${c}`).join(' and ')}\n`);
-    return EXIT.usage;
-  }
-  const command = given[0]!;
   try {
-    if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
-    for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
-      const value = args[flag];
-      if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= MAX_TIMER_MS)) {
-        throw new UsageError(`--${flag} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${value}`);
-      }
-    }
+    const command = checkArgs(args);
     return command === 'start' ? await runStart(args) : await runClientCommand(command, args);
   } catch (error) {
     if (error instanceof UsageError) {
@@ -241,6 +190,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof LiveswapClientError || error instanceof LiveswapError) {
       process.stderr.write(`liveswap: ${error.message}\n`);
+      if (args.json && error instanceof LiveswapClientError) {
+        // Machines get the whole story, the failing worker's stderr included.
+        print(JSON.stringify({ error: { code: error.codeName, message: error.message, stderrTail: error.stderrTail } }));
+      }
       return error instanceof LiveswapClientError && error.message.startsWith('no master at')
         ? EXIT.unreachable
         : EXIT.failed;

@@ -14,6 +14,8 @@ import { pathToFileURL } from 'node:url';
 interface HookRequest {
   hook: string;
   data: unknown;
+  /** Only load the hook and check it exports a function (at master start). */
+  checkOnly?: boolean;
 }
 
 type HookFunction = (data: unknown, callback?: (error?: unknown) => void) => unknown;
@@ -57,7 +59,7 @@ process.once('message', (request: HookRequest) => {
   pickFunction(request.hook)
     .then(
       (hook) =>
-        invoke(hook, request.data).then(
+        (request.checkOnly ? Promise.resolve() : invoke(hook, request.data)).then(
           () => ({ ok: true }),
           (error: unknown) => ({ ok: false, error: messageOf(error) }),
         ),

@@ -17,6 +17,7 @@ export function runPreUpgradeHook(
   timeoutMs: number,
   onOutput: (line: string) => void = () => {},
   signal?: AbortSignal,
+  checkOnly = false,
 ): Promise<HookVerdict> {
   return new Promise((resolve) => {
     const child = fork(RUNNER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
@@ -51,6 +52,16 @@ export function runPreUpgradeHook(
       const summary = summarizeStderr(stderr.get());
       veto(`pre-upgrade hook ${how} without answering${summary ? `: ${summary}` : ''}`);
     });
-    child.send({ hook, data });
+    child.send({ hook, data, checkOnly });
   });
+}
+
+/**
+ * Loads the hook once when the master starts, in the same isolated runner,
+ * so a hook that cannot work (a syntax error, no exported function) is
+ * refused up front rather than vetoing every upgrade later.
+ */
+export async function checkPreUpgradeHook(hook: string, timeoutMs: number): Promise<string | undefined> {
+  const verdict = await runPreUpgradeHook(hook, null, timeoutMs, undefined, undefined, true);
+  return verdict.allowed ? undefined : verdict.reason;
 }

@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from './config.js';
-import { aborted, failedPrecondition, LiveswapError, unavailable } from './errors.js';
+import { aborted, failedPrecondition, invalidArgument, LiveswapError, unavailable } from './errors.js';
 import { runPreUpgradeHook } from './hook.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
 import type { Logger } from './logger.js';
@@ -223,6 +223,9 @@ export class Master extends EventEmitter<MasterEvents> {
 
   /** Deliver a JSON value to every ready worker. */
   async broadcast(value: unknown): Promise<BroadcastResult> {
+    if (!isJsonValue(value)) {
+      throw invalidArgument('the message must be a JSON value: a string, number, boolean, null, array or object');
+    }
     if (this.stopping) throw unavailable('the master is shutting down');
     const ready = this.pool.list().filter((w) => w.state === 'ready');
     if (ready.length === 0) throw failedPrecondition('no ready worker to deliver the message to');
@@ -395,5 +398,14 @@ export class Master extends EventEmitter<MasterEvents> {
       void this.retireStrays(spec);
     }, delayMs);
     this.respawnTimers.add(timer);
+  }
+}
+
+/** What IPC can carry to a worker as it is: anything JSON.stringify accepts (not undefined, a function or a bigint). */
+function isJsonValue(value: unknown): boolean {
+  try {
+    return JSON.stringify(value) !== undefined;
+  } catch {
+    return false;
   }
 }

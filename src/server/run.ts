@@ -5,7 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
 import { startControlServer, type ControlEndpoint, type ControlServer } from './control-server.js';
-import { unavailable } from './errors.js';
+import { invalidArgument, unavailable } from './errors.js';
+import { checkPreUpgradeHook } from './hook.js';
+import { resolveTarget } from './target.js';
 import type { Launcher } from './launcher.js';
 import { createLogger, type Logger, type LoggerOptions } from './logger.js';
 import { resolveMasterConfig, type MasterConfig } from './config.js';
@@ -45,10 +47,22 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
     log.info(`worker ${worker.id} (pid ${worker.pid}, gen ${worker.generation}) ${move}: ${worker.reason}`);
   });
   if (options.workerOutput !== 'ignore') {
+    const json = options.log?.format === 'json';
     master.on('output', (worker, stream, line) => {
       const sink = stream === 'stdout' ? process.stdout : process.stderr;
-      sink.write(`[worker ${worker.id} g${worker.generation}] ${line}\n`);
+      // With JSON logs every line of output is JSON, the workers' included.
+      const text = json
+        ? JSON.stringify({ timestamp: new Date().toISOString(), worker: worker.id, generation: worker.generation, stream, message: line })
+        : `[worker ${worker.id} g${worker.generation}] ${line}`;
+      sink.write(`${text}\n`);
     });
+  }
+
+  // Everything that can be checked is checked before anything binds or forks.
+  if (options.target) resolveTarget(options.target);
+  if (master.config.preUpgrade) {
+    const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
+    if (problem) throw invalidArgument(problem.replace(/^pre-upgrade hook (.*) could not be loaded: /, 'pre-upgrade hook $1 cannot be used: '));
   }
 
   if (options.foreground) becomeForegroundMaster(master, log);

@@ -1,0 +1,128 @@
+/**
+ * The CLI's arguments: the yargs definition, and every check that can be made
+ * before anything is started or sent. A bad argument is a UsageError (exit 2,
+ * one line) naming the flag, never a serialization error from deep inside.
+ */
+import net from 'node:net';
+import yargs from 'yargs';
+import { MAX_TIMER_MS } from '../server/config.js';
+import { DEFAULTS, MAX_FORKS } from '../server/defaults.js';
+
+export class UsageError extends Error {}
+
+export const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+const CLIENT_COMMANDS = COMMANDS.filter((c) => c !== 'start');
+
+/** Options that mean something only with some commands; anything else is refused, not ignored. */
+const APPLIES_TO: Record<string, readonly Command[]> = {
+  'pre-upgrade': ['start'],
+  'hook-timeout': ['start'],
+  forks: ['start'],
+  'log-format': ['start'],
+  'ready-timeout': ['start', 'upgrade'],
+  'ready-mode': ['start', 'upgrade'],
+  'drain-timeout': ['start', 'upgrade', 'die'],
+  force: ['die'],
+  json: CLIENT_COMMANDS,
+};
+
+export function parser(argv: string[]) {
+  return (
+    yargs(argv)
+      .scriptName('liveswap')
+      .usage('liveswap: zero-downtime code hot-swap for Node.js servers\n\nUsage: liveswap <command> [options]')
+      .option('start', { alias: 's', type: 'string', describe: 'Run a master in the foreground with workers on FILE', group: 'Commands:' })
+      .option('upgrade', { alias: 'u', type: 'string', describe: 'Rolling upgrade of every worker to FILE', group: 'Commands:' })
+      .option('kill', { alias: 'k', type: 'boolean', describe: 'Kill every worker and respawn on the current code', group: 'Commands:' })
+      .option('die', { alias: 'd', type: 'boolean', describe: 'Stop the workers (graceful drain) and quit the master', group: 'Commands:' })
+      .option('message', { alias: 'm', type: 'string', describe: 'Send the string MSG to every ready worker', group: 'Commands:' })
+      .option('message-json', { type: 'string', describe: 'Send a JSON value to every ready worker', group: 'Commands:' })
+      .option('status', { type: 'boolean', describe: 'Print the worker table', group: 'Commands:' })
+      .option('watch', { type: 'boolean', describe: 'Print worker events as they happen', group: 'Commands:' })
+      .option('pre-upgrade', { type: 'string', describe: 'With -s: module that may veto upgrades (function (data, cb) or async)' })
+      .option('hook-timeout', { type: 'number', describe: `With --pre-upgrade: ms the hook may take before it counts as a veto (default ${DEFAULTS.hookTimeoutMs})` })
+      // No yargs defaults for these: an option given with a command it does not
+      // apply to must be refused, so we need to see whether it was given.
+      .option('forks', { alias: 'f', type: 'number', describe: `With -s: number of workers (default ${DEFAULTS.forks})` })
+      .option('port', { alias: 'p', type: 'number', describe: `Control service port (default ${DEFAULTS.port})` })
+      .option('address', { alias: 'a', type: 'string', describe: `Control service address (default ${DEFAULTS.address})` })
+      .option('socket', { type: 'string', describe: 'Control over a unix socket at PATH (mode 0600) instead of TCP' })
+      .option('ready-timeout', { type: 'number', describe: `ms a new worker may take to become ready (default ${DEFAULTS.readyTimeoutMs})` })
+      .option('drain-timeout', { type: 'number', describe: `ms an old worker may take to drain before SIGKILL (default ${DEFAULTS.drainTimeoutMs})` })
+      .option('ready-mode', { choices: ['listening', 'message'] as const, describe: 'Ready when listening (default), or on process.send({ liveswap: "ready" })' })
+      .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
+      .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
+      .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
+      // A flag given twice takes its last value, as in most CLIs (not a list).
+      .parserConfiguration({ 'duplicate-arguments-array': false })
+      .strict()
+      .version(false)
+      .help('help')
+      .alias('help', 'h')
+      .wrap(Math.min(100, process.stdout.columns || 100))
+      .exitProcess(false)
+      .fail((message, error) => {
+        // yargs spreads some messages over several lines; ours is one.
+        throw new UsageError((message || error?.message || 'invalid arguments').replace(/\s*\n\s*/g, ' '));
+      })
+  );
+}
+
+export type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
+
+function given(args: Args, name: string): boolean {
+  const value = (args as Record<string, unknown>)[name];
+  return value !== undefined && value !== false;
+}
+
+function wholeNumber(flag: string, value: number | undefined, min: number, max: number, unit = ''): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
+    throw new UsageError(`--${flag} must be a whole number${unit} from ${min} to ${max}, got ${value}`);
+  }
+}
+
+/** Which command the arguments ask for, once every argument has been checked. */
+export function checkArgs(args: Args): Command {
+  const commands = COMMANDS.filter((name) => given(args, name));
+  if (commands.length === 0) {
+    throw new UsageError('no command given: use -s FILE, -u FILE, -k, -d, -m MSG, --status or --watch (see liveswap --help)');
+  }
+  if (commands.length > 1) {
+    throw new UsageError(`give one command at a time, got ${commands.map((c) => `--${c}`).join(' and ')}`);
+  }
+  const command = commands[0]!;
+
+  for (const [option, commandsItAppliesTo] of Object.entries(APPLIES_TO)) {
+    if (given(args, option) && !commandsItAppliesTo.includes(command)) {
+      throw new UsageError(`--${option} does not apply to --${command} (only to ${commandsItAppliesTo.map((c) => `--${c}`).join(', ')})`);
+    }
+  }
+  if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
+  if (command === 'message' && args.message === '') {
+    throw new UsageError(`-m needs a message (to send an empty string, use --message-json '""')`);
+  }
+
+  wholeNumber('forks', args.forks, 1, MAX_FORKS);
+  for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
+    wholeNumber(flag, args[flag], 1, MAX_TIMER_MS, ' of milliseconds');
+  }
+  if (args.socket !== undefined) {
+    if (args.socket === '') throw new UsageError('--socket needs a path');
+    if (args.port !== undefined || args.address !== undefined) {
+      throw new UsageError('--socket and -p/-a are alternatives: give one or the other');
+    }
+  }
+  // A master may bind port 0 (any free port); a client must name a real one.
+  wholeNumber('port', args.port, command === 'start' ? 0 : 1, 65535);
+  if (args.address !== undefined && net.isIP(bare(args.address)) === 0 && args.address !== 'localhost') {
+    throw new UsageError(`--address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args.address}"`);
+  }
+  return command;
+}
+
+/** `[::1]` → `::1`: people copy addresses from URLs. */
+export function bare(address: string): string {
+  return address.replace(/^\[(.*)\]$/, '$1');
+}
