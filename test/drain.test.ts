@@ -69,3 +69,46 @@ test('zero failed requests through back-to-back upgrades, keep-alive and close c
   for (const version of ['v1', 'v2', 'v3']) assert.ok(stats.bodies[version]! > 0, `${version} served`);
   assert.ok(stats.ok > 100, `load was real: ${stats.ok} requests`);
 });
+
+test('an idle keep-alive socket is closed after 1 s of idleness, not at the app\'s 65 s keepAliveTimeout', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('long-keepalive.js'), {
+    forks: 1,
+    env: { APP_PORT: String(port) },
+    args: ['--drain-timeout', '20000'],
+  });
+  t.after(() => master.stop());
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  assert.equal((await get(port, '/', agent)).body, 'long-keepalive');
+  // The socket now idles in the agent's pool, on the old worker.
+  const upgrade = await master.client.upgrade({ target: fixture('v2.js') });
+  assert.equal(upgrade.killedAtDrainTimeout, 0, 'the old worker drained on its own');
+  assert.ok(upgrade.durationMs < 5000, `upgrade took ${upgrade.durationMs} ms`);
+  // The client noticed the close and simply opens a new connection.
+  assert.equal((await get(port, '/', agent)).body, 'v2');
+});
+
+test('an upgraded (WebSocket-like) socket is left to the app and the drain timeout', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('long-keepalive.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+  const net = await import('node:net');
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let received = '';
+  socket.on('data', (chunk) => (received += chunk));
+  socket.on('error', () => {});
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+  await waitFor('the 101 answer', () => received.includes('101 Switching Protocols'));
+
+  const upgrading = master.client.upgrade({ target: fixture('v2.js'), drainTimeoutMs: 2500 });
+  await waitFor('the old worker to drain', async () => (await master.client.status()).counts!.draining === 1);
+  // Well past the 1 s idle grace, the upgraded socket still echoes.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  received = '';
+  socket.write('still here?');
+  await waitFor('the echo', () => received === 'still here?');
+  const result = await upgrading;
+  assert.equal(result.killedAtDrainTimeout, 1, 'it was closed by the drain timeout, not by the idle rule');
+});

@@ -12,9 +12,9 @@
  * 2. Every response not yet started (in flight or arriving later on an open
  *    keep-alive socket) is sent with `Connection: close`, so the client learns
  *    the socket is going away and Node closes it once the response is done.
- * 3. A keep-alive socket that stays idle is closed by the server's own
- *    keepAliveTimeout (5 s by default): a drain never closes an idle socket
- *    sooner than the app itself would have.
+ * 3. A keep-alive socket that stays idle — no request in flight, no byte
+ *    received — for 1 s is closed (or sooner by the server's own
+ *    keepAliveTimeout); see http-connections.ts for why that is the rule.
  * 4. The app is told (`process.on('liveswap:drain')`) so it can close
  *    WebSockets, long polls and timers.
  * 5. When every server has closed (all its connections ended) the worker
@@ -24,12 +24,11 @@
  *    the drain timeout.
  */
 import cluster from 'node:cluster';
-import type http from 'node:http';
 import net from 'node:net';
 import { DRAIN_EVENT, type DrainNotice } from '../ipc.js';
+import { drainConnections, watchHttp } from './http-connections.js';
 
 const servers = new Set<net.Server>();
-const responsesInFlight = new Set<http.ServerResponse>();
 let draining = false;
 
 /** Record every server the app starts listening, before any app code runs. */
@@ -44,15 +43,7 @@ export function trackServers(): void {
 function watchServer(server: net.Server): void {
   if (servers.has(server)) return;
   servers.add(server);
-  // Prepended so that we mark the response before the app's handler writes it.
-  // Only HTTP servers emit `request`; for others this listener never runs.
-  server.prependListener('request', onRequest);
-}
-
-function onRequest(_req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (draining) res.shouldKeepAlive = false;
-  responsesInFlight.add(res);
-  res.once('close', () => responsesInFlight.delete(res));
+  watchHttp(server);
 }
 
 function closeServer(server: net.Server): Promise<void> {
@@ -67,14 +58,13 @@ function closeServer(server: net.Server): Promise<void> {
 export async function drain(timeoutMs: number): Promise<void> {
   if (draining) return;
   draining = true;
-  for (const res of responsesInFlight) {
-    if (!res.headersSent) res.shouldKeepAlive = false;
-  }
+  const stopIdleChecks = drainConnections();
   const notice: DrainNotice = { timeoutMs, deadline: Date.now() + timeoutMs };
   const appTakesPart = process.listenerCount(DRAIN_EVENT) > 0;
   const closing = Promise.all([...servers].map(closeServer));
   (process.emit as (event: string, notice: DrainNotice) => boolean)(DRAIN_EVENT, notice);
   await closing;
+  stopIdleChecks();
   await leaveCluster();
   if (!appTakesPart) process.exit(0);
   // Otherwise the app winds down and the process exits when its loop is empty.
