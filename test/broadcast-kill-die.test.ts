@@ -71,6 +71,15 @@ test('broadcast without a value is INVALID_ARGUMENT', async (t) => {
   );
   assert.equal(error.code, status.INVALID_ARGUMENT);
   assert.match(error.message, /message is required/);
+  // Not JSON at all: refused by the client before anything is sent.
+  for (const notJson of [() => 1, 10n]) {
+    const refused = await master.client.broadcast(notJson).then(
+      () => assert.fail('expected INVALID_ARGUMENT'),
+      (e: unknown) => e as LiveswapClientError,
+    );
+    assert.equal(refused.code, status.INVALID_ARGUMENT);
+    assert.match(refused.message, /must be a JSON value/);
+  }
 });
 
 test('kill respawns every worker on the same code', async (t) => {

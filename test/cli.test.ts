@@ -75,6 +75,7 @@ test('usage errors: exit 2, one line', async () => {
     [['--status', '--socket', '/x.sock', '-p', '4000'], 'liveswap: --socket and -p/-a are alternatives: give one or the other'],
     [['-d', '--drain-timeout', '-1'], 'liveswap: --drain-timeout must be a whole number of milliseconds from 1 to 2147483647, got -1'],
     [['-m'], `liveswap: -m needs a message (to send an empty string, use --message-json '""')`],
+    [['-s', 'v1.js', '--hook-timeout', '500'], 'liveswap: --hook-timeout needs --pre-upgrade (there is no hook to time)'],
   ] as const) {
     const result = await runCli([...args]);
     assert.equal(result.code, 2, args.join(' '));

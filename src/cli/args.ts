@@ -99,6 +99,9 @@ export function checkArgs(args: Args): Command {
       throw new UsageError(`--${option} does not apply to --${command} (only to ${commandsItAppliesTo.map((c) => `--${c}`).join(', ')})`);
     }
   }
+  if (given(args, 'hook-timeout') && !given(args, 'pre-upgrade')) {
+    throw new UsageError('--hook-timeout needs --pre-upgrade (there is no hook to time)');
+  }
   if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
   if (command === 'message' && args.message === '') {
     throw new UsageError(`-m needs a message (to send an empty string, use --message-json '""')`);

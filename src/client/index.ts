@@ -2,7 +2,7 @@
  * The typed client: the generated stubs, with promises, typed errors and
  * watch() as an async iterator. The CLI is built on it; so can your tools be.
  */
-import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import {
   LiveswapServiceClient,
   type BroadcastResponse,
@@ -16,7 +16,8 @@ import {
   type UpgradeRequest,
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
-import { wrapClientError } from './errors.js';
+import { LiveswapClientError, wrapClientError } from './errors.js';
+import { isJsonValue } from '../json.js';
 
 export { LiveswapClientError } from './errors.js';
 export * from '../gen/liveswap/v1/liveswap.js';
@@ -77,7 +78,15 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
       call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, ...request }),
     kill: () => call(stub.kill, {}),
     die: (request = {}) => call(stub.die, { force: false, drainTimeoutMs: 0, ...request }),
-    broadcast: (message) => call(stub.broadcast, { message }),
+    broadcast: (message) =>
+      isJsonValue(message)
+        ? call(stub.broadcast, { message })
+        : Promise.reject(
+            new LiveswapClientError(
+              status.INVALID_ARGUMENT,
+              'the message must be a JSON value: a string, number, boolean, null, array or object',
+            ),
+          ),
     status: () => call(stub.getStatus, {}),
     async *watch({ signal } = {}) {
       const stream = stub.watchWorkers({});

@@ -34,7 +34,7 @@ async function pickFunction(hookPath: string): Promise<HookFunction> {
   const module = (await import(pathToFileURL(hookPath).href)) as Record<string, unknown>;
   const candidate = [module.default, module.preUpgrade].find((f) => typeof f === 'function');
   if (!candidate) {
-    throw new Error(`${hookPath} exports no function (expected module.exports = function (data, cb) or export default)`);
+    throw new Error('it exports no function (expected module.exports = function (data, cb) or export default)');
   }
   return candidate as HookFunction;
 }

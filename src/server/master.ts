@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from './config.js';
+import { isJsonValue } from '../json.js';
 import { aborted, failedPrecondition, invalidArgument, LiveswapError, unavailable } from './errors.js';
 import { runPreUpgradeHook } from './hook.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
@@ -365,7 +366,8 @@ export class Master extends EventEmitter<MasterEvents> {
     const current = this.pool.list().filter((w) => w.isLive && w.generation === spec.generation);
     const failed = await allReadyOrFirstFailure(current);
     if (failed || this.operation || this.stopping || this.current !== spec) return;
-    if (this.pool.counts().ready < this.config.forks) return;
+    const readyOfCurrent = this.pool.list().filter((w) => w.state === 'ready' && w.generation === spec.generation).length;
+    if (readyOfCurrent < this.config.forks) return;
     for (const stray of strays()) {
       void this.pool.drain(stray, this.config.drainTimeoutMs, `generation ${spec.generation} is back at full strength`);
     }
@@ -401,11 +403,3 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 }
 
-/** What IPC can carry to a worker as it is: anything JSON.stringify accepts (not undefined, a function or a bigint). */
-function isJsonValue(value: unknown): boolean {
-  try {
-    return JSON.stringify(value) !== undefined;
-  } catch {
-    return false;
-  }
-}

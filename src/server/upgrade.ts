@@ -84,7 +84,7 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     );
     if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
     plan.commit();
-    // The last old worker, and any beyond the pool size (a crash respawn that raced us).
+    // The last old worker, and any others still live (left over from a rollback that could not restore).
     for (const old of pool.list().filter((w) => w.isLive && w.generation !== to.generation)) retire(old);
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
