@@ -61,7 +61,7 @@ test("liveswap's own IPC messages never reach user code", async (t) => {
   assert.doesNotMatch(master.stdout(), /received/, 'no internal message surfaced on process.on("message")');
 });
 
-test('broadcast without a value is INVALID_ARGUMENT', async (t) => {
+test('broadcast of anything but a JSON value is INVALID_ARGUMENT', async (t) => {
   const port = await freePort();
   const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
@@ -70,8 +70,9 @@ test('broadcast without a value is INVALID_ARGUMENT', async (t) => {
     (e: unknown) => e as LiveswapClientError,
   );
   assert.equal(error.code, status.INVALID_ARGUMENT);
-  assert.match(error.message, /message is required/);
-  // Not JSON at all: refused by the client before anything is sent.
+  assert.match(error.message, /must be a JSON value/);
+  // Not JSON at all: refused by the client before anything is sent
+  // (a request with no message at all is refused by the master: see proto-contract.test).
   for (const notJson of [() => 1, 10n]) {
     const refused = await master.client.broadcast(notJson).then(
       () => assert.fail('expected INVALID_ARGUMENT'),

@@ -81,6 +81,13 @@ test('a client built from the .proto alone drives the master', async (t) => {
   const tail = error.metadata.get('liveswap-stderr-tail-bin').map((v) => v.toString()).join('\n');
   assert.match(tail, /Cannot find module 'x-liveswap-missing-module'/);
 
+  const empty = await call(client, 'Broadcast', {}).then(
+    () => assert.fail('expected INVALID_ARGUMENT'),
+    (e: grpc.ServiceError) => e,
+  );
+  assert.equal(empty.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(empty.details, /^message is required/);
+
   const relative = await call(client, 'Upgrade', { target: 'v2.js' }).then(
     () => assert.fail('expected INVALID_ARGUMENT'),
     (e: grpc.ServiceError) => e,
