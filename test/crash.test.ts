@@ -102,3 +102,31 @@ test('a master whose stdout reader went away keeps running', async (t) => {
   assert.equal((await master.client.status()).counts!.ready, 1);
   assert.equal((await get(port)).body, 'v1');
 });
+
+test('a crash loop backs off, shows in the status, and an upgrade to fixed code ends it', async (t) => {
+  const port = await freePort();
+  // Ready, then dead 150 ms later, every time.
+  const master = await startMaster(fixture('crash-after-ready.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+  await waitFor('three crashes in a row', () => /crash 3 in a row/.test(master.stderr()), { timeoutMs: 15_000 });
+  const delays = [...master.stderr().matchAll(/respawning in (\d+) ms \(crash (\d+) in a row\)/g)].map((m) => Number(m[1]));
+  assert.deepEqual(delays.slice(0, 3), [100, 200, 400], 'the backoff doubles');
+  const looping = await waitFor('a respawn pending', async () => {
+    const s = await master.client.status();
+    return s.respawnsPending === 1 ? s : undefined;
+  });
+  assert.ok(looping.restarts >= 2);
+  await waitFor('--status to show the pending respawn', async () =>
+    /\d+ crash restart\(s\), 1 respawn\(s\) pending/.test((await runCli(['--status', ...master.via])).stdout),
+  );
+
+  const fixed = await master.client.upgrade({ target: fixture('v2.js') });
+  assert.equal(fixed.workers.length, 1);
+  const settled = await master.client.status();
+  assert.equal(settled.respawnsPending, 0);
+  assert.equal((await get(port)).body, 'v2');
+  // No more crashes once the fixed code runs.
+  const restartsAfterFix = settled.restarts;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal((await master.client.status()).restarts, restartsAfterFix);
+});

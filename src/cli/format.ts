@@ -51,7 +51,7 @@ export function statusText(s: GetStatusResponse): string {
   const mode = s.readyMode === ReadyMode.READY_MODE_MESSAGE ? 'the ready message' : 'listening';
   const lines = [
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
-    `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.operation ? `; ${s.operation} in progress` : ''}`,
+    `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
   if (s.workers.length > 0) lines.push('', workerTable(s.workers));
   return lines.join('\n');

@@ -79,6 +79,8 @@ export interface MasterStatus {
   sequence: number;
   /** The current release's ready mode (the configured default before the first start). */
   readyMode: ReadyMode;
+  /** Crashed workers waiting out their backoff. */
+  respawnsPending: number;
 }
 
 export interface MasterEvents {
@@ -136,6 +138,7 @@ export class Master extends EventEmitter<MasterEvents> {
       restarts: this.restarts,
       sequence: this.pool.lastSequence,
       readyMode: this.current?.readyMode ?? this.config.readyMode,
+      respawnsPending: this.respawnTimers.size,
     };
   }
 
