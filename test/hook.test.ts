@@ -14,7 +14,8 @@ import { WorkerState, type GetStatusResponse } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
-import { childPids, expectGrpcError, lines } from './helpers/proc-tree.js';
+import { expectGrpcError } from './helpers/grpc.js';
+import { childPids, lines } from './helpers/proc-tree.js';
 import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 
 /** A hook module written for one test, in a private directory removed afterwards. */

@@ -5,19 +5,11 @@
 import { status } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LiveswapClientError } from '../src/client/index.js';
+import { rejection } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
 
-async function rejection(promise: Promise<unknown>): Promise<LiveswapClientError> {
-  const error = await promise.then(
-    () => assert.fail('expected the call to fail'),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof LiveswapClientError);
-  return error;
-}
 
 test('Start on an idle master; a second Start is FAILED_PRECONDITION', async (t) => {
   const port = await freePort();

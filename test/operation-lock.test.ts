@@ -10,7 +10,8 @@ import type { UpgradeResponse } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
-import { expectGrpcError, lines } from './helpers/proc-tree.js';
+import { expectGrpcError } from './helpers/grpc.js';
+import { lines } from './helpers/proc-tree.js';
 import { waitFor, withDeadline } from './helpers/wait.js';
 
 test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upgrade completes', async (t) => {

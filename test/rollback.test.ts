@@ -7,6 +7,7 @@ import { status } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { LiveswapClientError } from '../src/client/index.js';
+import { rejection } from './helpers/grpc.js';
 import { freePort, get, startLoad } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
@@ -20,14 +21,6 @@ before(async () => {
 });
 after(() => master.stop());
 
-async function rejection(promise: Promise<unknown>): Promise<LiveswapClientError> {
-  const error = await promise.then(
-    () => assert.fail('expected the call to fail'),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof LiveswapClientError, `expected a LiveswapClientError, got ${String(error)}`);
-  return error;
-}
 
 /** Runs a failing upgrade under light load; asserts the v1 pool is intact and answered throughout. */
 async function expectRollback(

@@ -1,10 +1,7 @@
 /**
- * Process-tree and gRPC-error helpers for the hook, watch and operation-lock tests.
+ * Process-tree and output helpers for the hook, watch and operation-lock tests.
  */
-import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { status } from '@grpc/grpc-js';
-import { LiveswapClientError } from '../../src/client/index.js';
 
 /** Direct children of `pid` right now (Linux /proc; an empty list where /proc is missing). */
 export function childPids(pid: number): number[] {
@@ -30,20 +27,6 @@ export function childPids(pid: number): number[] {
   return children.sort((a, b) => a - b);
 }
 
-/** Awaits `promise`, expects it to reject with a LiveswapClientError of `code` whose message matches `message`. */
-export async function expectGrpcError(promise: Promise<unknown>, code: status, message: RegExp): Promise<LiveswapClientError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught !== undefined, `expected a rejection with code ${code}, but the call succeeded`);
-  assert.ok(caught instanceof LiveswapClientError, `expected a LiveswapClientError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `expected code ${code}, got ${caught.codeName}: ${caught.message}`);
-  assert.match(caught.message, message);
-  return caught;
-}
 
 /** The non-empty lines of a text. */
 export function lines(text: string): string[] {
