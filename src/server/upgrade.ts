@@ -49,7 +49,8 @@ export interface UpgradeOutcome {
 
 export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
   const { pool, to, signal } = plan;
-  const expectAddresses = sharedAddresses(pool.list().filter((w) => w.state === 'ready' && w.generation === plan.from?.generation));
+  const oldReady = pool.list().filter((w) => w.state === 'ready' && w.generation === plan.from?.generation);
+  const expectAddresses = sharedAddresses(oldReady);
   const fresh: WorkerHandle[] = [];
   const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
   const failure = firstUnexpectedExit(pool, to.generation);
