@@ -95,6 +95,12 @@ interface RunningOperation {
   startedAt: number;
   abort: AbortController;
   done: Promise<unknown>;
+  /**
+   * Crashes are the operation's business until it says otherwise: an upgrade
+   * that has committed its new release lets crashed new workers be respawned
+   * while it waits for the old ones to drain.
+   */
+  respawnsAllowed?: boolean;
 }
 
 export class Master extends EventEmitter<MasterEvents> {
@@ -106,6 +112,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private stopping: Promise<DieResult> | undefined;
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private restarts = 0;
+  /** Die was asked to force: kill rather than drain. */
+  private forced = false;
 
   constructor(
     readonly config: MasterConfig,
@@ -191,7 +199,10 @@ export class Master extends EventEmitter<MasterEvents> {
         stableMs: this.config.stableMs,
         signal,
         log: this.log,
-        commit: () => (this.current = to),
+        commit: () => {
+          this.current = to;
+          if (this.operation) this.operation.respawnsAllowed = true;
+        },
       });
       const durationMs = Date.now() - began;
       this.log.info(`upgrade to generation ${to.generation} done in ${durationMs} ms`);
@@ -247,11 +258,12 @@ export class Master extends EventEmitter<MasterEvents> {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.stopping && options.force) {
+    if (this.stopping && options.force && !this.forced) {
       // Already stopping gracefully and asked again with force (a second Ctrl-C): stop waiting.
       this.log.warn('forced stop: killing every worker now');
       for (const worker of this.pool.list()) void this.pool.kill(worker);
     }
+    this.forced ||= Boolean(options.force);
     this.stopping ??= this.stopEverything(options);
     return this.stopping;
   }
@@ -266,11 +278,13 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     const drainTimeoutMs = options.drainTimeoutMs || this.config.drainTimeoutMs;
     const workers = this.pool.list();
-    this.log.info(`stopping ${workers.length} worker(s)${options.force ? ' (force)' : ''}`);
+    // A forced Die may have arrived while the running operation wound down.
+    const force = options.force || this.forced;
+    this.log.info(`stopping ${workers.length} worker(s)${force ? ' (force)' : ''}`);
     await Promise.all(
-      workers.map((w) => (options.force ? this.pool.kill(w) : this.pool.drain(w, drainTimeoutMs, 'master stopping'))),
+      workers.map((w) => (force ? this.pool.kill(w) : this.pool.drain(w, drainTimeoutMs, 'master stopping'))),
     );
-    const killed = options.force ? workers.length : workers.filter((w) => w.killedAtDrainTimeout).length;
+    const killed = workers.filter((w) => w.killedAtDrainTimeout || w.killRequested).length;
     queueMicrotask(() => this.emit('stopped'));
     return { stopped: workers.length, killed };
   }
@@ -330,6 +344,10 @@ export class Master extends EventEmitter<MasterEvents> {
     if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
   }
 
+  private respawnsAllowed(): boolean {
+    return this.operation === undefined || this.operation.respawnsAllowed === true;
+  }
+
   private liveOfCurrent(): number {
     return this.pool.list().filter((w) => w.isLive && w.generation === this.current?.generation).length;
   }
@@ -380,11 +398,12 @@ export class Master extends EventEmitter<MasterEvents> {
    * A worker exited without being asked to. Outside an operation, respawn it
    * after a backoff that doubles with each crash in a row of that slot and
    * resets once a worker has stayed ready for backoffResetMs.
-   * During an operation, the operation accounts for it and refill() follows.
+   * During an operation, the operation accounts for it (unless it allows
+   * respawns, as an upgrade does once it has committed) and refill() follows.
    */
   private onCrash(worker: WorkerHandle): void {
     const spec = this.current;
-    if (this.stopping || this.operation || !spec || worker.generation !== spec.generation) return;
+    if (this.stopping || !this.respawnsAllowed() || !spec || worker.generation !== spec.generation) return;
     const stayedReadyLongEnough =
       worker.readyAt !== undefined && Date.now() - worker.readyAt.getTime() >= this.config.backoffResetMs;
     const streak = stayedReadyLongEnough ? 1 : worker.crashStreak + 1;
@@ -392,7 +411,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
     const timer = setTimeout(() => {
       this.respawnTimers.delete(timer);
-      if (this.stopping || this.operation || this.current !== spec) return;
+      if (this.stopping || !this.respawnsAllowed() || this.current !== spec) return;
       if (this.liveOfCurrent() >= this.config.forks) return;
       this.restarts++;
       this.spawnOutsideOperation(spec, {

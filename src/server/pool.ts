@@ -136,6 +136,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   kill(handle: WorkerHandle): Promise<ExitInfo> {
     if (handle.state !== 'exited') {
       handle.stopRequested = true;
+      handle.killRequested = true;
       handle.process.kill('SIGKILL');
     }
     return handle.exited;
@@ -183,7 +184,7 @@ function describeExit(
   const because = summary ? `: ${summary}` : '';
   if (handle.readyTimedOut) return missedReadiness(handle, readyTimeoutMs);
   if (handle.killedAtDrainTimeout) return 'killed at the drain timeout';
-  if (handle.stopRequested && from !== 'draining') return `stopped (${exitWords(code, signal)})`;
+  if (handle.killRequested || (handle.stopRequested && from !== 'draining')) return `stopped (${exitWords(code, signal)})`;
   switch (from) {
     case 'starting':
       return `${exitWords(code, signal)} before ${readinessWord(handle)}${because}`;

@@ -78,7 +78,9 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
     });
   });
   const giveUp = async (error: unknown): Promise<never> => {
-    await master.die({ force: true });
+    // A start that failed on its own leaves nothing worth draining; one that
+    // was cancelled by a graceful stop (Ctrl-C) lets that stop finish gracefully.
+    if (!master.isStopping) await master.die({ force: true });
     await stopped;
     throw error;
   };

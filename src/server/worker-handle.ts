@@ -64,6 +64,8 @@ export class WorkerHandle {
   reason = 'forked';
   /** Set when the master asks the worker to stop, so its exit is not a crash. */
   stopRequested = false;
+  /** Set when the master killed it on purpose (Kill, a forced Die). */
+  killRequested = false;
   /** Set when the master had to SIGKILL it at the drain timeout. */
   killedAtDrainTimeout = false;
   readonly stderrTail = new TailBuffer(50);

@@ -20,48 +20,87 @@ import https from 'node:https';
 import type net from 'node:net';
 
 export const DRAIN_IDLE_GRACE_MS = 1000;
+const EXPECT_EVENTS = ['checkContinue', 'checkExpectation'];
 const IDLE_CHECK_INTERVAL_MS = 100;
 
 interface SocketState {
   requests: number;
-  inFlight: number;
+  /** Responses not yet finished on this socket, oldest first (more than one when pipelined). */
+  responses: http.ServerResponse[];
   lastActive: number;
   lastBytesRead: number;
 }
 
 const sockets = new Map<net.Socket, SocketState>();
-const responsesInFlight = new Set<http.ServerResponse>();
+/** Responses we switched to `Connection: close` (so we can switch them back). */
+const closingByUs = new WeakSet<http.ServerResponse>();
 let draining = false;
 
 /** Watches one server's connections and requests (only HTTP servers have either). */
 export function watchHttp(server: net.Server): void {
   // Prepended so that we mark a response before the app's handler writes it.
   server.prependListener('request', onRequest);
+  // An app that handles `Expect:` itself gets those requests on other events.
+  // Only shadow them once the app listens to them: a listener of ours alone
+  // would switch off Node's automatic `100 Continue`.
+  for (const event of EXPECT_EVENTS) {
+    if (server.listenerCount(event) > 0) server.prependListener(event, onRequest);
+  }
+  server.on('newListener', (event: string | symbol, listener: unknown) => {
+    if (typeof event !== 'string' || listener === onRequest || !EXPECT_EVENTS.includes(event)) return;
+    if (!server.listeners(event).includes(onRequest)) server.prependListener(event, onRequest);
+  });
   if (server instanceof https.Server) server.on('secureConnection', onConnection);
   else if (server instanceof http.Server) server.on('connection', onConnection);
 }
 
 function onConnection(socket: net.Socket): void {
-  sockets.set(socket, { requests: 0, inFlight: 0, lastActive: Date.now(), lastBytesRead: 0 });
-  socket.once('close', () => sockets.delete(socket));
+  track(socket);
+}
+
+function track(socket: net.Socket): SocketState {
+  let state = sockets.get(socket);
+  if (!state) {
+    state = { requests: 0, responses: [], lastActive: Date.now(), lastBytesRead: 0 };
+    sockets.set(socket, state);
+    socket.once('close', () => sockets.delete(socket));
+  }
+  return state;
 }
 
 function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (draining) res.shouldKeepAlive = false;
-  responsesInFlight.add(res);
-  const state = sockets.get(req.socket);
-  if (state) {
-    state.requests++;
-    state.inFlight++;
-    state.lastActive = Date.now();
-  }
+  const state = track(req.socket);
+  if (state.responses.includes(res)) return; // the app re-emitted it (checkContinue → request)
+  state.requests++;
+  state.responses.push(res);
+  state.lastActive = Date.now();
+  if (draining) closeAfterLast(state);
   res.once('close', () => {
-    responsesInFlight.delete(res);
-    if (state) {
-      state.inFlight--;
-      state.lastActive = Date.now();
-    }
+    state.responses.splice(state.responses.indexOf(res), 1);
+    state.lastActive = Date.now();
   });
+}
+
+/**
+ * `Connection: close` on the last response queued on the socket only: Node
+ * closes the socket after a response that says so, so with pipelined
+ * requests an earlier one saying it would drop the later ones, whose
+ * handlers have already run.
+ */
+function closeAfterLast(state: SocketState): void {
+  const last = state.responses.at(-1);
+  for (const res of state.responses) {
+    if (res.headersSent) continue;
+    if (res === last) {
+      if (res.shouldKeepAlive) {
+        res.shouldKeepAlive = false;
+        closingByUs.add(res);
+      }
+    } else if (closingByUs.has(res)) {
+      res.shouldKeepAlive = true;
+      closingByUs.delete(res);
+    }
+  }
 }
 
 /**
@@ -71,9 +110,7 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
  */
 export function drainConnections(): () => void {
   draining = true;
-  for (const res of responsesInFlight) {
-    if (!res.headersSent) res.shouldKeepAlive = false;
-  }
+  for (const state of sockets.values()) closeAfterLast(state);
   const timer = setInterval(closeIdleSockets, IDLE_CHECK_INTERVAL_MS);
   timer.unref(); // The sockets keep the worker alive, not this check.
   return () => clearInterval(timer);
@@ -89,11 +126,15 @@ function closeIdleSockets(): void {
       state.lastActive = now;
       continue;
     }
-    if (state.inFlight > 0 || now - state.lastActive < DRAIN_IDLE_GRACE_MS || socket.writableEnded) continue;
+    if (state.responses.length > 0 || now - state.lastActive < DRAIN_IDLE_GRACE_MS) continue;
     // A socket that sent bytes but never a request was upgraded (or is mid-way
     // through its first request's headers): not ours to close.
     if (state.requests === 0 && bytesRead > 0) continue;
     if ((socket as { parser?: unknown }).parser === null) continue; // detached from HTTP: upgraded
-    socket.end();
+    // destroy(), not end(): http.Server sockets allow half-open, so end()
+    // would leave a request that crosses our FIN executed but unanswered, and
+    // a peer that never closes its side would hold the worker to the drain
+    // timeout. This is what Node's own keepAliveTimeout does.
+    socket.destroy();
   }
 }
