@@ -295,6 +295,37 @@ test('a rollback that cannot restore the old release keeps serving, then retires
   await finish();
 });
 
+test('a new worker that crashes after the upgrade committed is respawned while the old one still drains', async (t) => {
+  const n = 1;
+  let newWorkers = 0;
+  const { master, launcher, finish } = rig(t, { forks: n, drainTimeoutMs: 2000 }, (proc, spec) => {
+    if (spec.generation === 1) {
+      proc.after(0, () => proc.listen());
+      exitOnDrain(proc, 600); // an old worker with a long request still to finish
+    } else if (++newWorkers === 1) {
+      exitOnDrain(proc);
+      // Listens, passes the 20 ms stability window, then dies while the old worker drains.
+      proc.after(0, () => {
+        proc.listen();
+        proc.after(100, () => proc.exit(1));
+      });
+    } else {
+      defaultBehaviour(proc, spec, 0);
+    }
+  });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const result = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+  assert.equal(result.generation, 2);
+  // The respawn came while the upgrade was still waiting for the old worker, not after it.
+  const respawn = launcher.ofGeneration(2)[1];
+  assert.ok(respawn, 'the crashed new worker was respawned');
+  const oldWorker = launcher.ofGeneration(1)[0]!;
+  assert.ok(respawn.launchedAt < oldWorker.exitedAt!, 'respawned before the old worker had finished draining');
+  await waitFor('the pool to be whole', () => master.status().counts.ready === n, { timeoutMs: OP_DEADLINE_MS });
+  assertPool(master, n, 2, V2);
+  await finish();
+});
+
 test('rollback when a new worker never starts listening (ready timeout)', async (t) => {
   const n = 2;
   const { master, launcher, finish } = rig(
