@@ -28,6 +28,31 @@ export interface ReadyMessage {
   liveswap: 'ready';
 }
 
+/**
+ * Worker → master: a server of the app started or stopped listening. The
+ * worker runtime reports these itself (rather than the master relying on
+ * cluster's `listening` event) so that closing is reported too, and so that
+ * every worker formats an address the same way.
+ */
+export interface AddressMessage {
+  liveswap: 'listening' | 'closed';
+  address: string;
+}
+
+export function isAddressMessage(message: unknown): message is AddressMessage {
+  if (typeof message !== 'object' || message === null) return false;
+  const m = message as { liveswap?: unknown; address?: unknown };
+  return (m.liveswap === 'listening' || m.liveswap === 'closed') && typeof m.address === 'string';
+}
+
+/** "127.0.0.1:1337", "[::]:8080", or a unix socket path. */
+export function formatAddress(address: string | { address: string; port: number } | null): string | undefined {
+  if (address === null) return undefined;
+  if (typeof address === 'string') return address;
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  return `${host}:${address.port}`;
+}
+
 export function isMasterEnvelope(message: unknown): message is MasterToWorker {
   if (typeof message !== 'object' || message === null) return false;
   const kind = (message as { liveswap?: unknown }).liveswap;

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort, get, startLoad } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
-import { startMaster } from './helpers/processes.js';
+import { runCli, startMaster } from './helpers/processes.js';
+import { rejection } from './helpers/grpc.js';
+import * as proto from '../src/gen/liveswap/v1/liveswap.js';
 import { waitFor } from './helpers/wait.js';
 
 test('both ports keep answering through upgrades of a two-server app', async (t) => {
@@ -34,4 +36,33 @@ test('both ports keep answering through upgrades of a two-server app', async (t)
   assert.deepEqual(stats.errors, {}, 'the second port never refused or dropped a request');
   assert.ok(stats.ok > 50, `load was real: ${stats.ok}`);
   assert.equal((await get(port)).body, 'A');
+});
+
+test('a server the app closed is no longer required of the next release', async (t) => {
+  const [port, port2] = [await freePort(), await freePort()];
+  const master = await startMaster(fixture('temp-port.js'), { env: { APP_PORT: String(port), APP_PORT2: String(port2) } });
+  t.after(() => master.stop());
+  await waitFor('the helper port to be gone from every worker', async () => {
+    const s = await master.client.status();
+    return s.workers.every((w) => w.listening.length === 1 && w.listening[0] === `127.0.0.1:${port}`);
+  });
+  const result = await master.client.upgrade({ target: fixture('v2.js'), readyTimeoutMs: 3000 });
+  assert.equal(result.generation, 2);
+  assert.equal((await get(port)).body, 'v2');
+});
+
+test('a release that moves a port: refused in listening mode, allowed with first-listen', async (t) => {
+  const [port, port2] = [await freePort(), await freePort()];
+  // One worker: its own debug port (port2 + worker id) looks like a port every old worker shares.
+  const master = await startMaster(fixture('per-worker-port.js'), { forks: 1, env: { APP_PORT: String(port), APP_PORT2: String(port2 + 100) } });
+  t.after(() => master.stop());
+  const refused = await rejection(master.client.upgrade({ target: fixture('per-worker-port.js'), readyTimeoutMs: 1500 }));
+  assert.match(refused.message, new RegExp(`did not start listening on 127\\.0\\.0\\.1:${port2 + 101} \\(it listens on `));
+  assert.equal((await get(port)).body, 'per-worker-port', 'the old worker still serves');
+
+  const moved = await runCli(['-u', fixture('per-worker-port.js'), '--ready-mode', 'first-listen', ...master.via]);
+  assert.equal(moved.code, 0, moved.stderr);
+  const status = await master.client.status();
+  assert.equal(status.readyMode, proto.ReadyMode.READY_MODE_FIRST_LISTEN);
+  assert.equal((await get(port)).body, 'per-worker-port');
 });

@@ -93,7 +93,7 @@ test('a target that throws at boot rolls back with the error and stderr tail', a
 
 test('a target that never listens rolls back at the ready timeout', async () => {
   const error = await expectRollback(fixture('never-listens.js'), { readyTimeoutMs: 800 });
-  assert.match(error.message, /^upgrade rolled back: worker \d+ did not start listening within 800 ms \(killed\)/);
+  assert.match(error.message, new RegExp(`^upgrade rolled back: worker \\d+ did not start listening on 127\\.0\\.0\\.1:${port} within 800 ms \\(killed\\)$`));
 });
 
 test('a target that crashes right after it is ready rolls back', async () => {

@@ -347,7 +347,7 @@ test('rollback when a new worker never starts listening (ready timeout)', async 
   assert.equal(fresh.length, 1, 'no second new worker after the first one failed');
   assert.equal(
     error.message,
-    `upgrade rolled back: worker ${fresh[0]!.id} did not start listening within 200 ms (killed)`,
+    `upgrade rolled back: worker ${fresh[0]!.id} did not start listening on 127.0.0.1:1 within 200 ms (killed)`,
   );
   // Slack: the ready timer counts from the event loop's cached clock, which can lag performance.now().
   assert.ok(tookMs >= 190, `rolled back after ${tookMs} ms, before the 200 ms ready timeout`);

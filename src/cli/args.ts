@@ -51,7 +51,11 @@ export function parser(argv: string[]) {
       .option('socket', { type: 'string', describe: 'Control over a unix socket at PATH (mode 0600) instead of TCP' })
       .option('ready-timeout', { type: 'number', describe: `ms a new worker may take to become ready (default ${DEFAULTS.readyTimeoutMs})` })
       .option('drain-timeout', { type: 'number', describe: `ms an old worker may take to drain before SIGKILL (default ${DEFAULTS.drainTimeoutMs})` })
-      .option('ready-mode', { choices: ['listening', 'message'] as const, describe: 'Ready when listening (default), or on process.send({ liveswap: "ready" })' })
+      .option('ready-mode', {
+        choices: ['listening', 'first-listen', 'message'] as const,
+        describe:
+          'listening (default; in an upgrade, on every address the old workers share), first-listen (on any one server: a release that moves a port), or message (process.send({ liveswap: "ready" }))',
+      })
       .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
       .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })

@@ -48,7 +48,12 @@ export function statusText(s: GetStatusResponse): string {
   const head = s.target
     ? `generation ${s.generation}: ${s.target}`
     : 'no target started yet';
-  const mode = s.readyMode === ReadyMode.READY_MODE_MESSAGE ? 'the ready message' : 'listening';
+  const mode =
+    s.readyMode === ReadyMode.READY_MODE_MESSAGE
+      ? 'the ready message'
+      : s.readyMode === ReadyMode.READY_MODE_FIRST_LISTEN
+        ? 'first listen'
+        : 'listening';
   const lines = [
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,

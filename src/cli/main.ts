@@ -39,9 +39,16 @@ function connectOptions(args: Args): ConnectOptions {
 }
 
 function readyModeOf(args: Args): ReadyMode {
-  if (args['ready-mode'] === 'listening') return ReadyMode.READY_MODE_LISTENING;
-  if (args['ready-mode'] === 'message') return ReadyMode.READY_MODE_MESSAGE;
-  return ReadyMode.READY_MODE_UNSPECIFIED;
+  switch (args['ready-mode']) {
+    case 'listening':
+      return ReadyMode.READY_MODE_LISTENING;
+    case 'first-listen':
+      return ReadyMode.READY_MODE_FIRST_LISTEN;
+    case 'message':
+      return ReadyMode.READY_MODE_MESSAGE;
+    default:
+      return ReadyMode.READY_MODE_UNSPECIFIED;
+  }
 }
 
 function print(text: string): void {

@@ -42,8 +42,8 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
   for (const key of ['stableMs', 'backoffInitialMs', 'backoffMaxMs', 'backoffResetMs'] as const) {
     checkDuration(key, config[key], 0);
   }
-  if (config.readyMode !== 'listening' && config.readyMode !== 'message') {
-    throw invalidArgument(`readyMode must be "listening" or "message", got "${String(config.readyMode)}"`);
+  if (!READY_MODES.includes(config.readyMode)) {
+    throw invalidArgument(`readyMode must be one of ${READY_MODES.map((m) => `"${m}"`).join(', ')}, got "${String(config.readyMode)}"`);
   }
   return config;
 }
@@ -53,6 +53,8 @@ export function checkForks(forks: number): void {
     throw invalidArgument(`forks must be a whole number from 1 to ${MAX_FORKS}, got ${forks}`);
   }
 }
+
+const READY_MODES: readonly ReadyMode[] = ['listening', 'first-listen', 'message'];
 
 /** The largest delay a Node timer honours (about 24.8 days); beyond it a timer fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;

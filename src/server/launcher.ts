@@ -8,10 +8,16 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { isReadyMessage, WorkerEnv } from '../ipc.js';
+import { isAddressMessage, isReadyMessage, WorkerEnv } from '../ipc.js';
 import { forEachLine } from './output.js';
 
-export type ReadyMode = 'listening' | 'message';
+/**
+ * listening: ready once a server listens (in an upgrade: on every address the
+ * old workers share); first-listen: once any server listens, whatever the old
+ * workers served (a release that moves or drops a port); message: on
+ * `process.send({ liveswap: 'ready' })`.
+ */
+export type ReadyMode = 'listening' | 'first-listen' | 'message';
 
 export interface LaunchSpec {
   target: string;
@@ -20,8 +26,10 @@ export interface LaunchSpec {
 }
 
 export interface WorkerProcessEvents {
-  /** The worker's first server is listening (address as host:port or path). */
+  /** One of the worker's servers is listening (address as host:port or a path). */
   listening: [address: string];
+  /** One of the worker's servers closed. */
+  closed: [address: string];
   /** The app sent the explicit ready message. */
   'ready-message': [];
   stdout: [line: string];
@@ -77,15 +85,9 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
       this.emit('exit', ...exitStatus);
     };
     const streamsClosed = () => report();
-    worker.on('listening', (address) => {
-      const where =
-        address.addressType === -1 || typeof address.port !== 'number'
-          ? String(address.address)
-          : `${address.address ?? '*'}:${address.port}`;
-      this.emit('listening', where);
-    });
     worker.on('message', (message) => {
       if (isReadyMessage(message)) this.emit('ready-message');
+      else if (isAddressMessage(message)) this.emit(message.liveswap, message.address);
     });
     // Errors on the IPC channel (EPIPE after the worker died) are expected.
     worker.on('error', () => {});

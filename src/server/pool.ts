@@ -90,10 +90,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
     process.on('listening', (address) => {
       handle.listening.add(address);
-      if (spec.readyMode === 'listening' && handle.missingAddresses().length === 0) {
-        becomeReady(`listening on ${[...handle.listening].join(', ')}`);
-      }
+      const enough = spec.readyMode === 'first-listen' || (spec.readyMode === 'listening' && handle.missingAddresses().length === 0);
+      if (enough) becomeReady(`listening on ${[...handle.listening].join(', ')}`);
     });
+    process.on('closed', (address) => handle.listening.delete(address));
     if (spec.readyMode === 'message') process.on('ready-message', () => becomeReady('sent the ready message'));
     process.on('stdout', (line) => this.emit('output', handle, 'stdout', line));
     process.on('stderr', (line) => {
@@ -158,13 +158,14 @@ export class Pool extends EventEmitter<PoolEvents> {
 }
 
 function readinessWord(handle: WorkerHandle): string {
-  return handle.spec.readyMode === 'listening' ? 'listening' : 'sending the ready message';
+  return handle.spec.readyMode === 'message' ? 'sending the ready message' : 'listening';
 }
 
 function missedReadiness(handle: WorkerHandle, readyTimeoutMs: number): string {
   if (handle.spec.readyMode === 'message') return `did not send the ready message within ${readyTimeoutMs} ms (killed)`;
-  const missing = handle.missingAddresses();
-  const where = handle.listening.size > 0 ? ` on ${missing.join(', ')} (it listens on ${[...handle.listening].join(', ')})` : '';
+  const missing = handle.spec.readyMode === 'listening' ? handle.missingAddresses() : [];
+  const listens = handle.listening.size > 0 ? ` (it listens on ${[...handle.listening].join(', ')})` : '';
+  const where = missing.length > 0 ? ` on ${missing.join(', ')}${listens}` : '';
   return `did not start listening${where} within ${readyTimeoutMs} ms (killed)`;
 }
 

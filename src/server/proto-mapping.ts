@@ -24,6 +24,7 @@ export function toProtoState(state: WorkerStateName | undefined): ProtoWorkerSta
 export function toProtoReadyMode(mode: ReadyMode | undefined): ProtoReadyMode {
   if (mode === 'listening') return ProtoReadyMode.READY_MODE_LISTENING;
   if (mode === 'message') return ProtoReadyMode.READY_MODE_MESSAGE;
+  if (mode === 'first-listen') return ProtoReadyMode.READY_MODE_FIRST_LISTEN;
   return ProtoReadyMode.READY_MODE_UNSPECIFIED;
 }
 
@@ -33,6 +34,8 @@ export function fromProtoReadyMode(mode: ProtoReadyMode): ReadyMode | undefined 
       return 'listening';
     case ProtoReadyMode.READY_MODE_MESSAGE:
       return 'message';
+    case ProtoReadyMode.READY_MODE_FIRST_LISTEN:
+      return 'first-listen';
     default:
       return undefined;
   }

@@ -25,7 +25,7 @@
  */
 import cluster from 'node:cluster';
 import net from 'node:net';
-import { DRAIN_EVENT, type DrainNotice } from '../ipc.js';
+import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } from '../ipc.js';
 import { drainConnections, watchHttp } from './http-connections.js';
 
 const servers = new Set<net.Server>();
@@ -44,6 +44,20 @@ function watchServer(server: net.Server): void {
   if (servers.has(server)) return;
   servers.add(server);
   watchHttp(server);
+  let address: string | undefined;
+  server.on('listening', () => {
+    address = formatAddress(server.address());
+    if (address) tellMaster({ liveswap: 'listening', address });
+  });
+  server.on('close', () => {
+    if (address) tellMaster({ liveswap: 'closed', address });
+    address = undefined;
+  });
+}
+
+function tellMaster(message: AddressMessage): void {
+  // Not connected: the master is gone or we are leaving; nobody needs to know.
+  if (process.connected) process.send!(message, undefined, undefined, () => {});
 }
 
 function closeServer(server: net.Server): Promise<void> {
