@@ -6,11 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { test } from 'node:test';
+import net from 'node:net';
+import { test, type TestContext } from 'node:test';
 import { freePort, get, startLoad } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
+
+/** One worker of an app that keeps idle keep-alive sockets for 65 s, with 20 s to drain. */
+async function longKeepAliveMaster(t: TestContext) {
+  const port = await freePort();
+  const master = await startMaster(fixture('long-keepalive.js'), {
+    forks: 1,
+    env: { APP_PORT: String(port) },
+    args: ['--drain-timeout', '20000'],
+  });
+  t.after(() => master.stop());
+  return { master, port };
+}
 
 test('in-flight slow requests complete on the old version through an upgrade', async (t) => {
   const port = await freePort();
@@ -71,13 +84,7 @@ test('zero failed requests through back-to-back upgrades, keep-alive and close c
 });
 
 test('an idle keep-alive socket is closed after 1 s of idleness, not at the app\'s 65 s keepAliveTimeout', async (t) => {
-  const port = await freePort();
-  const master = await startMaster(fixture('long-keepalive.js'), {
-    forks: 1,
-    env: { APP_PORT: String(port) },
-    args: ['--drain-timeout', '20000'],
-  });
-  t.after(() => master.stop());
+  const { master, port } = await longKeepAliveMaster(t);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.after(() => agent.destroy());
   assert.equal((await get(port, '/', agent)).body, 'long-keepalive');
@@ -93,7 +100,6 @@ test('an upgraded (WebSocket-like) socket is left to the app and the drain timeo
   const port = await freePort();
   const master = await startMaster(fixture('long-keepalive.js'), { forks: 1, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
-  const net = await import('node:net');
   const socket = net.connect(port, '127.0.0.1');
   t.after(() => socket.destroy());
   let received = '';
@@ -111,4 +117,18 @@ test('an upgraded (WebSocket-like) socket is left to the app and the drain timeo
   await waitFor('the echo', () => received === 'still here?');
   const result = await upgrading;
   assert.equal(result.killedAtDrainTimeout, 1, 'it was closed by the drain timeout, not by the idle rule');
+});
+
+test('an idle client that never closes its side does not hold the old worker', async (t) => {
+  const { master, port } = await longKeepAliveMaster(t);
+  // One request, then silence, with half-open allowed: only the server can end this.
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.after(() => socket.destroy());
+  socket.on('error', () => {});
+  socket.resume();
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await new Promise((resolve) => socket.once('data', resolve));
+  const upgrade = await master.client.upgrade({ target: fixture('v2.js') });
+  assert.equal(upgrade.killedAtDrainTimeout, 0);
+  assert.ok(upgrade.durationMs < 5000, `upgrade took ${upgrade.durationMs} ms`);
 });
