@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort, get, startLoad } from './helpers/net.js';
-import { fixture } from './helpers/paths.js';
+import path from 'node:path';
+import { fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
 import { rejection } from './helpers/grpc.js';
 import * as proto from '../src/gen/liveswap/v1/liveswap.js';
@@ -52,12 +53,13 @@ test('a server the app closed is no longer required of the next release', async 
 });
 
 test('a release that moves a port: refused in listening mode, allowed with first-listen', async (t) => {
-  const [port, port2] = [await freePort(), await freePort()];
-  // One worker: its own debug port (port2 + worker id) looks like a port every old worker shares.
-  const master = await startMaster(fixture('per-worker-port.js'), { forks: 1, env: { APP_PORT: String(port), APP_PORT2: String(port2 + 100) } });
+  const port = await freePort();
+  const sockets = tempDir();
+  // One worker: its own debug socket (named after its worker id) looks like an address every old worker shares.
+  const master = await startMaster(fixture('per-worker-port.js'), { forks: 1, env: { APP_PORT: String(port), APP_SOCKET_DIR: sockets } });
   t.after(() => master.stop());
   const refused = await rejection(master.client.upgrade({ target: fixture('per-worker-port.js'), readyTimeoutMs: 1500 }));
-  assert.match(refused.message, new RegExp(`did not start listening on 127\\.0\\.0\\.1:${port2 + 101} \\(it listens on `));
+  assert.match(refused.message, new RegExp(`did not start listening on ${path.join(sockets, 'worker-1.sock')} \\(it listens on `));
   assert.equal((await get(port)).body, 'per-worker-port', 'the old worker still serves');
 
   const moved = await runCli(['-u', fixture('per-worker-port.js'), '--ready-mode', 'first-listen', ...master.via]);
