@@ -6,7 +6,8 @@
  * reachable. Failures print one line on stderr, never a stack trace.
  */
 import path from 'node:path';
-import { connect, LiveswapClientError, type ConnectOptions, type LiveswapClient } from '../client/index.js';
+import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
+import type { ControlEndpoint } from '../server/control-server.js';
 import {
   BroadcastResponse,
   DieResponse,
@@ -32,7 +33,8 @@ function absolute(file: string): string {
   return path.resolve(process.cwd(), file);
 }
 
-function connectOptions(args: Args): ConnectOptions {
+/** The control endpoint the arguments name: where -s listens and where every other command connects. */
+function controlEndpoint(args: Args): ControlEndpoint {
   return args.socket !== undefined
     ? { socket: args.socket }
     : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port };
@@ -59,9 +61,7 @@ async function runStart(args: Args): Promise<number> {
   const target = args.start ? absolute(args.start) : undefined;
   const running = await runMaster({
     ...(target && { target }),
-    control: args.socket !== undefined
-      ? { socket: args.socket }
-      : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port },
+    control: controlEndpoint(args),
     forks: args.forks ?? DEFAULTS.forks,
     ...(args['pre-upgrade'] !== undefined && { preUpgrade: absolute(args['pre-upgrade']) }),
     ...(args['ready-timeout'] !== undefined && { readyTimeoutMs: args['ready-timeout'] }),
@@ -108,7 +108,7 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
 }
 
 async function runClientCommand(command: Command, args: Args): Promise<number> {
-  const client = connect(connectOptions(args));
+  const client = connect(controlEndpoint(args));
   const json = Boolean(args.json);
   try {
     switch (command) {

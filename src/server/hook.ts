@@ -9,15 +9,30 @@ import { TailBuffer, forEachLine, summarizeStderr } from './output.js';
 
 const RUNNER = fileURLToPath(new URL('./hook-runner.js', import.meta.url));
 
-export type HookVerdict = { allowed: true } | { allowed: false; reason: string; stderrTail: string[] };
+export type HookVerdict =
+  | { allowed: true }
+  | {
+      allowed: false;
+      reason: string;
+      stderrTail: string[];
+      /** Set when the hook module itself could not be loaded: why. */
+      loadError?: string;
+    };
+
+export interface HookRun {
+  timeoutMs: number;
+  /** Every line the hook writes, stdout and stderr. */
+  onOutput?: (line: string) => void;
+  /** Aborting kills the hook (Die during an upgrade). */
+  signal?: AbortSignal;
+  /** Only load the module and check it exports a function. */
+  checkOnly?: boolean;
+}
 
 export function runPreUpgradeHook(
   hook: string,
   data: unknown,
-  timeoutMs: number,
-  onOutput: (line: string) => void = () => {},
-  signal?: AbortSignal,
-  checkOnly = false,
+  { timeoutMs, onOutput = () => {}, signal, checkOnly = false }: HookRun,
 ): Promise<HookVerdict> {
   return new Promise((resolve) => {
     const child = fork(RUNNER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
@@ -35,7 +50,8 @@ export function runPreUpgradeHook(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       resolve(verdict);
     };
-    const veto = (reason: string) => settle({ allowed: false, reason, stderrTail: stderr.get() });
+    const veto = (reason: string, loadError?: string) =>
+      settle({ allowed: false, reason, stderrTail: stderr.get(), ...(loadError !== undefined && { loadError }) });
     const timer = setTimeout(() => veto(`pre-upgrade hook did not answer within ${timeoutMs} ms`), timeoutMs);
     // Cancelled (Die): the hook must not outlive the operation that asked it.
     signal?.addEventListener('abort', () => veto('pre-upgrade hook cancelled: the master is shutting down'), {
@@ -43,7 +59,7 @@ export function runPreUpgradeHook(
     });
     child.on('message', (reply: { ok: boolean; loadFailed?: boolean; error?: string }) => {
       if (reply.ok) settle({ allowed: true });
-      else if (reply.loadFailed) veto(`pre-upgrade hook ${hook} could not be loaded: ${reply.error}`);
+      else if (reply.loadFailed) veto(`pre-upgrade hook ${hook} could not be loaded: ${reply.error}`, reply.error ?? '');
       else veto(`pre-upgrade hook vetoed the upgrade: ${reply.error}`);
     });
     child.on('error', (error) => veto(`pre-upgrade hook could not run: ${error.message}`));
@@ -62,6 +78,7 @@ export function runPreUpgradeHook(
  * refused up front rather than vetoing every upgrade later.
  */
 export async function checkPreUpgradeHook(hook: string, timeoutMs: number): Promise<string | undefined> {
-  const verdict = await runPreUpgradeHook(hook, null, timeoutMs, undefined, undefined, true);
-  return verdict.allowed ? undefined : verdict.reason;
+  const verdict = await runPreUpgradeHook(hook, null, { timeoutMs, checkOnly: true });
+  if (verdict.allowed) return undefined;
+  return verdict.loadError !== undefined ? `pre-upgrade hook ${hook} cannot be used: ${verdict.loadError}` : verdict.reason;
 }

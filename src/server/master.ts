@@ -156,7 +156,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (options.forks !== undefined) checkForks(options.forks);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs });
     return this.exclusive('start', async (signal) => {
-      const live = this.pool.list().filter((w) => w.isLive);
+      const live = this.pool.live();
       if (live.length > 0) {
         throw failedPrecondition(
           `${live.length} worker(s) already run ${live[0]!.spec.target}; use Upgrade to change the code`,
@@ -242,8 +242,7 @@ export class Master extends EventEmitter<MasterEvents> {
       throw invalidArgument('the message must be a JSON value: a string, number, boolean, null, array or object');
     }
     if (this.stopping) throw unavailable('the master is shutting down');
-    const ready = this.pool.list().filter((w) => w.state === 'ready');
-    if (ready.length === 0) throw failedPrecondition('no ready worker to deliver the message to');
+    if (this.pool.ready().length === 0) throw failedPrecondition('no ready worker to deliver the message to');
     const workerIds = await this.pool.broadcast(value);
     return { delivered: workerIds.length, workerIds };
   }
@@ -332,13 +331,11 @@ export class Master extends EventEmitter<MasterEvents> {
       extra: extra ?? null,
     };
     const verdict = await cancellable(
-      runPreUpgradeHook(
-        this.config.preUpgrade!,
-        data,
-        this.config.hookTimeoutMs,
-        (line) => this.log.info(`[pre-upgrade hook] ${line}`),
+      runPreUpgradeHook(this.config.preUpgrade!, data, {
+        timeoutMs: this.config.hookTimeoutMs,
+        onOutput: (line) => this.log.info(`[pre-upgrade hook] ${line}`),
         signal,
-      ),
+      }),
       signal,
     );
     if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
@@ -349,7 +346,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   private liveOfCurrent(): number {
-    return this.pool.list().filter((w) => w.isLive && w.generation === this.current?.generation).length;
+    return this.current ? this.pool.live(this.current.generation).length : 0;
   }
 
   /** After an operation: bring the current release back to full size at once. */
@@ -382,14 +379,11 @@ export class Master extends EventEmitter<MasterEvents> {
    * full strength they are drained, so the pool never stays on mixed versions.
    */
   private async retireStrays(spec: LaunchSpec): Promise<void> {
-    const strays = () => this.pool.list().filter((w) => w.isLive && w.generation !== spec.generation);
-    if (strays().length === 0) return;
-    const current = this.pool.list().filter((w) => w.isLive && w.generation === spec.generation);
-    const failed = await allReadyOrFirstFailure(current);
+    if (this.pool.liveExcept(spec.generation).length === 0) return;
+    const failed = await allReadyOrFirstFailure(this.pool.live(spec.generation));
     if (failed || this.operation || this.stopping || this.current !== spec) return;
-    const readyOfCurrent = this.pool.list().filter((w) => w.state === 'ready' && w.generation === spec.generation).length;
-    if (readyOfCurrent < this.config.forks) return;
-    for (const stray of strays()) {
+    if (this.pool.ready(spec.generation).length < this.config.forks) return;
+    for (const stray of this.pool.liveExcept(spec.generation)) {
       void this.pool.drain(stray, this.config.drainTimeoutMs, `generation ${spec.generation} is back at full strength`);
     }
   }

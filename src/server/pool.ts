@@ -60,6 +60,21 @@ export class Pool extends EventEmitter<PoolEvents> {
     return [...this.workers.values()];
   }
 
+  /** Live (starting or ready) workers, oldest first; only of `generation` if given. */
+  live(generation?: number): WorkerHandle[] {
+    return this.list().filter((w) => w.isLive && (generation === undefined || w.generation === generation));
+  }
+
+  /** Live workers of every generation but `generation`, oldest first. */
+  liveExcept(generation: number): WorkerHandle[] {
+    return this.list().filter((w) => w.isLive && w.generation !== generation);
+  }
+
+  /** Ready workers, oldest first; only of `generation` if given. */
+  ready(generation?: number): WorkerHandle[] {
+    return this.list().filter((w) => w.state === 'ready' && (generation === undefined || w.generation === generation));
+  }
+
   counts(): WorkerCounts {
     const counts: WorkerCounts = { starting: 0, ready: 0, draining: 0 };
     for (const worker of this.workers.values()) {
@@ -144,7 +159,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Deliver a value to every ready worker; resolves to the ids it was written to. */
   async broadcast(value: unknown): Promise<number[]> {
-    const targets = this.list().filter((w) => w.state === 'ready');
+    const targets = this.ready();
     const results = await Promise.all(
       targets.map(
         (worker) =>

@@ -62,7 +62,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   if (options.target) resolveTarget(options.target);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
-    if (problem) throw invalidArgument(problem.replace(/^pre-upgrade hook (.*) could not be loaded: /, 'pre-upgrade hook $1 cannot be used: '));
+    if (problem) throw invalidArgument(problem);
   }
 
   if (options.foreground) becomeForegroundMaster(master, log);

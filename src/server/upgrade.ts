@@ -49,8 +49,7 @@ export interface UpgradeOutcome {
 
 export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
   const { pool, to, signal } = plan;
-  const oldReady = pool.list().filter((w) => w.state === 'ready' && w.generation === plan.from?.generation);
-  const expectAddresses = sharedAddresses(oldReady);
+  const expectAddresses = plan.from ? sharedAddresses(pool.ready(plan.from.generation)) : [];
   const fresh: WorkerHandle[] = [];
   const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
   const failure = firstUnexpectedExit(pool, to.generation);
@@ -86,7 +85,7 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
     plan.commit();
     // The last old worker, and any others still live (left over from a rollback that could not restore).
-    for (const old of pool.list().filter((w) => w.isLive && w.generation !== to.generation)) retire(old);
+    for (const old of pool.liveExcept(to.generation)) retire(old);
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
     return {
@@ -112,7 +111,7 @@ function sharedAddresses(workers: readonly WorkerHandle[]): string[] {
 
 /** The oldest live worker not of `generation`, ready ones first. */
 function oldestOther(pool: Pool, generation: number): WorkerHandle | undefined {
-  const others = pool.list().filter((w) => w.isLive && w.generation !== generation);
+  const others = pool.liveExcept(generation);
   return others.find((w) => w.state === 'ready') ?? others[0];
 }
 
@@ -159,8 +158,8 @@ async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: Worke
 
 /** Brings the old release back to N live workers; resolves the first that failed, if any. */
 async function restore(plan: UpgradePlan, from: LaunchSpec): Promise<WorkerHandle | undefined> {
-  const oldLive = plan.pool.list().filter((w) => w.isLive && w.generation === from.generation);
-  const expectAddresses = sharedAddresses(oldLive.filter((w) => w.state === 'ready'));
+  const oldLive = plan.pool.live(from.generation);
+  const expectAddresses = sharedAddresses(plan.pool.ready(from.generation));
   const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
     plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }),
   );

@@ -50,12 +50,8 @@ export function watchHttp(server: net.Server): void {
     if (typeof event !== 'string' || listener === onRequest || !EXPECT_EVENTS.includes(event)) return;
     if (!server.listeners(event).includes(onRequest)) server.prependListener(event, onRequest);
   });
-  if (server instanceof https.Server) server.on('secureConnection', onConnection);
-  else if (server instanceof http.Server) server.on('connection', onConnection);
-}
-
-function onConnection(socket: net.Socket): void {
-  track(socket);
+  if (server instanceof https.Server) server.on('secureConnection', track);
+  else if (server instanceof http.Server) server.on('connection', track);
 }
 
 function track(socket: net.Socket): SocketState {
