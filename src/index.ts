@@ -14,6 +14,7 @@ import { on } from 'node:events';
 import path from 'node:path';
 import { DEFAULTS } from './server/defaults.js';
 import type { ReadyMode } from './server/launcher.js';
+import type { Cutover } from './server/upgrade.js';
 import type { LogFormat } from './server/logger.js';
 import type {
   BroadcastResult,
@@ -35,6 +36,7 @@ export type { ConnectOptions, LiveswapClient } from './client/index.js';
 export { LiveswapError } from './server/errors.js';
 export { DEFAULTS, MAX_FORKS } from './server/defaults.js';
 export type { ReadyMode } from './server/launcher.js';
+export type { Cutover } from './server/upgrade.js';
 export type { WorkerInfo, WorkerStateName } from './server/worker-handle.js';
 export type { WorkerCounts } from './server/pool.js';
 export type {
@@ -70,6 +72,10 @@ export interface LiveswapOptions {
   drainTimeoutMs?: number;
   /** How long a new worker must stay up after ready before an upgrade counts it good (default 500). */
   stableMs?: number;
+  /** New workers an upgrade boots at once (default: min(forks, CPU cores)). */
+  maxSurge?: number;
+  /** 'ready' (default): drain each old worker as soon as a new one is ready; 'stable': keep the last one until the new release passed the stability window. */
+  cutover?: Cutover;
   hookTimeoutMs?: number;
   logLevel?: 'error' | 'warn' | 'info' | 'debug' | 'silent';
   logFormat?: LogFormat;
@@ -114,6 +120,8 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
     ...(options.readyTimeoutMs !== undefined && { readyTimeoutMs: options.readyTimeoutMs }),
     ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
     ...(options.stableMs !== undefined && { stableMs: options.stableMs }),
+    ...(options.maxSurge !== undefined && { maxSurge: options.maxSurge }),
+    ...(options.cutover !== undefined && { cutover: options.cutover }),
     ...(options.hookTimeoutMs !== undefined && { hookTimeoutMs: options.hookTimeoutMs }),
     log: { level: options.logLevel, format: options.logFormat },
     workerOutput: options.workerOutput ?? 'prefix',

@@ -25,7 +25,7 @@ after(() => master.stop());
 /** Runs a failing upgrade under light load; asserts the v1 pool is intact and answered throughout. */
 async function expectRollback(
   target: string,
-  options: { readyTimeoutMs?: number; zeroFailures?: boolean; neverRefused?: boolean } = {},
+  options: { readyTimeoutMs?: number; zeroFailures?: boolean } = {},
 ): Promise<LiveswapClientError> {
   const before = await master.client.status();
   const load = startLoad(port, { keepAlive: 2, close: 2 });
@@ -43,9 +43,6 @@ async function expectRollback(
   assert.ok(stats.bodies.v1! > 0, 'v1 answered during the attempt');
   if (options.zeroFailures ?? true) {
     assert.deepEqual(stats.errors, {}, 'no request failed');
-  }
-  if (options.neverRefused) {
-    assert.equal(stats.errors.ECONNREFUSED, undefined, `the port was never left without a worker: ${JSON.stringify(stats.errors)}`);
   }
   for (let i = 0; i < 4; i++) assert.equal((await get(port)).body, 'v1');
   return error;
@@ -97,10 +94,12 @@ test('a target that never listens rolls back at the ready timeout', async () => 
 });
 
 test('a target that crashes right after it is ready rolls back', async () => {
-  // Requests in flight on the crashing worker itself may fail: that is the
-  // app's crash. What liveswap guarantees is that v1 answers throughout and
-  // is back at full strength.
-  const error = await expectRollback(fixture('crash-after-ready.js'), { zeroFailures: false, neverRefused: true });
+  // With the default cutover the old workers were already draining when the
+  // new ones crashed, so requests on the crashing workers, and connections
+  // made before the old release is re-forked, may fail: that is the app's
+  // crash. What liveswap guarantees is the rollback, with the reason, and v1
+  // back at full strength. (--cutover stable avoids even that: next tests.)
+  const error = await expectRollback(fixture('crash-after-ready.js'), { zeroFailures: false });
   assert.match(error.message, /crashed: exited with code 1: Error: boom shortly after listening \(\d+ ms after it became ready\)/);
   assert.ok(error.stderrTail.some((line) => line.includes('boom shortly after listening')));
 });
@@ -118,9 +117,9 @@ test('through the CLI a rollback is one line on stderr and exit code 1', async (
   assert.equal((await get(port)).body, 'v1');
 });
 
-test('with one worker, a release that crashes right after it is ready never leaves the port unanswered', async (t) => {
+test('with --cutover stable and one worker, a release that crashes right after it is ready never leaves the port unanswered', async (t) => {
   const soloPort = await freePort();
-  const solo = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(soloPort) } });
+  const solo = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(soloPort) }, args: ['--cutover', 'stable'] });
   t.after(() => solo.stop());
   const load = startLoad(soloPort, { keepAlive: 2, close: 4 });
   const error = await rejection(solo.client.upgrade({ target: fixture('crash-after-ready.js') }));

@@ -26,6 +26,9 @@ const SMALL: Partial<MasterConfig> = {
   drainTimeoutMs: 200,
   stableMs: 20,
   backoffInitialMs: 10,
+  // One new worker at a time unless a test says otherwise, so every
+  // interleaving is scripted.
+  maxSurge: 1,
 };
 
 /** Deadline for any single operation in these tests. */
@@ -362,65 +365,109 @@ test('rollback when a new worker never starts listening (ready timeout)', async 
   await finish();
 });
 
-test('rollback when a new worker crashes inside the stable window', async (t) => {
-  const n = 2;
-  const CAUSE = 'TypeError: Cannot read properties of undefined (reading "db")';
-  let culprit: FakeProcess | undefined;
-  const { master, launcher, finish } = rig(
-    t,
-    { forks: n, stableMs: 200 },
-    forGeneration2((proc, nth) => {
-      if (nth !== n) return defaultBehaviour(proc, proc.spec, 0);
-      // The last new worker: ready, then dies 30 ms later — well inside the 200 ms window.
-      culprit = proc;
-      exitOnDrain(proc);
-      proc.after(0, () => {
-        proc.listen();
-        proc.after(30, () => {
-          proc.stderr(CAUSE);
-          proc.exit(1);
+for (const cutover of ['ready', 'stable'] as const) {
+  test(`cutover ${cutover}: rollback when a new worker crashes inside the stable window`, async (t) => {
+    const n = 2;
+    const CAUSE = 'TypeError: Cannot read properties of undefined (reading "db")';
+    let culprit: FakeProcess | undefined;
+    const { master, launcher, finish } = rig(
+      t,
+      { forks: n, stableMs: 200, cutover },
+      forGeneration2((proc, nth) => {
+        if (nth !== n) return defaultBehaviour(proc, proc.spec, 0);
+        // The last new worker: ready, then dies 30 ms later — well inside the 200 ms window.
+        culprit = proc;
+        exitOnDrain(proc);
+        proc.after(0, () => {
+          proc.listen();
+          proc.after(30, () => {
+            proc.stderr(CAUSE);
+            proc.exit(1);
+          });
         });
-      });
-    }),
-  );
+      }),
+    );
+    await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+    const rec = record(master);
+    const error = await rejection('upgrade', master.upgrade(V2));
+    rec.stop();
+
+    assert.ok(culprit);
+    assert.equal(error.code, status.FAILED_PRECONDITION);
+    assert.match(
+      error.message,
+      new RegExp(`^upgrade rolled back: worker ${culprit.id} crashed: exited with code 1: .*\\((\\d+) ms after it became ready\\)$`),
+    );
+    assert.ok(error.message.includes(CAUSE), error.message);
+    assert.ok(error.stderrTail.includes(CAUSE));
+    const uptime = Number(/\((\d+) ms after it became ready\)/.exec(error.message)![1]);
+    assert.ok(uptime >= 25, `uptime ${uptime}`);
+
+    // Every new worker had become ready: this is the stable-window check, not the one-by-one loop.
+    const fresh = launcher.ofGeneration(2);
+    assert.equal(fresh.length, n);
+    assert.equal(rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 2).length, n);
+    const old = launcher.ofGeneration(1);
+    assert.ok(old.slice(0, n - 1).every((p) => p.drainRequested));
+    if (cutover === 'stable') {
+      // The last old worker kept serving through the window and still serves.
+      assert.equal(old[n - 1]!.drainRequested, false, 'the last old worker was never drained');
+      assert.equal(old[n - 1]!.exited, false);
+    } else {
+      // Every old worker was drained as soon as its replacement was ready.
+      assert.equal(old[n - 1]!.drainRequested, true);
+      const lastNewReady = rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 2).at(-1)!.sequence;
+      const lastOldDrained = rec.events.find((e) => e.to === 'draining' && e.worker.id === old[n - 1]!.id)!.sequence;
+      assert.ok(lastOldDrained > lastNewReady, 'drained only after its replacement was ready');
+    }
+
+    // Restored: n ready workers of the old release, new ones all gone, release unchanged.
+    assertPool(master, n, 1, V1);
+    assert.ok(fresh.every((p) => p.exited));
+    assert.equal(fresh[0]!.drainRequested, true, 'the surviving new worker is drained, not left running');
+    // The old release was re-forked only after the crash, and the survivor drained only once it was back.
+    const crashSeq = rec.events.find((e) => e.to === 'exited' && e.worker.id === culprit!.id)!.sequence;
+    const restored = rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 1);
+    assert.equal(restored.length, cutover === 'stable' ? n - 1 : n, 'only the drained old workers needed replacing');
+    assert.ok(restored.every((e) => e.sequence > crashSeq));
+    const survivorDrained = rec.events.find((e) => e.to === 'draining' && e.worker.id === fresh[0]!.id)!.sequence;
+    assert.ok(restored.every((e) => e.sequence < survivorDrained), 'the new survivor served until the old release was back');
+    // Some version was ready at every step after the crash.
+    assert.ok(rec.events.every((e) => e.counts.ready >= 1), rec.events.map(describe).join('\n'));
+    await finish();
+  });
+}
+
+test('maxSurge 2: two new workers boot at once, each old one drains only after a replacement is ready', async (t) => {
+  const n = 4;
+  const { master, launcher, finish } = rig(t, { forks: n, maxSurge: 2 }, (proc, spec, index) => {
+    exitOnDrain(proc);
+    // New workers take 30 ms to boot, so the overlap is visible.
+    proc.after(spec.generation === 1 ? 0 : 30, () => proc.listen());
+    void index;
+  });
   await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
-
   const rec = record(master);
-  const error = await rejection('upgrade', master.upgrade(V2));
+  const result = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
   rec.stop();
+  const trace = rec.events.map(describe).join('\n');
 
-  assert.ok(culprit);
-  assert.equal(error.code, status.FAILED_PRECONDITION);
-  assert.match(
-    error.message,
-    new RegExp(`^upgrade rolled back: worker ${culprit.id} crashed: exited with code 1: .*\\((\\d+) ms after it became ready\\)$`),
-  );
-  assert.ok(error.message.includes(CAUSE), error.message);
-  assert.ok(error.stderrTail.includes(CAUSE));
-  const uptime = Number(/\((\d+) ms after it became ready\)/.exec(error.message)![1]);
-  assert.ok(uptime >= 25, `uptime ${uptime}`);
-
-  // Every new worker had become ready and all but the last old one had been
-  // told to drain: this is the stable-window check, not the one-by-one loop.
-  // The last old worker keeps serving until the window has passed.
-  const fresh = launcher.ofGeneration(2);
-  assert.equal(fresh.length, n);
-  assert.equal(rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 2).length, n);
-  assert.ok(launcher.processes.slice(0, n - 1).every((p) => p.drainRequested));
-  assert.equal(launcher.processes[n - 1]!.drainRequested, false, 'the last old worker was never drained');
-  assert.equal(launcher.processes[n - 1]!.exited, false, 'and it still serves');
-
-  // Restored: n ready workers of the old release, new ones all gone, release unchanged.
-  assertPool(master, n, 1, V1);
-  assert.ok(fresh.every((p) => p.exited));
-  assert.equal(fresh[0]!.drainRequested, true, 'the surviving new worker is drained, not left running');
-  // The old release was re-forked only after the crash, and the survivor drained only once it was back.
-  const crashSeq = rec.events.find((e) => e.to === 'exited' && e.worker.id === culprit!.id)!.sequence;
-  const restored = rec.events.filter((e) => e.to === 'ready' && e.worker.generation === 1);
-  assert.equal(restored.length, n - 1, 'only the drained old workers needed replacing');
-  assert.ok(restored.every((e) => e.sequence > crashSeq));
-  const survivorDrain = rec.events.find((e) => e.to === 'draining' && e.worker.id === fresh[0]!.id)!;
-  assert.ok(restored.every((e) => e.sequence < survivorDrain.sequence), rec.events.map(describe).join('\n'));
+  assertReadyNeverBelow(rec.events, n);
+  assertLiveNeverAbove(rec.events, n + 2);
+  assert.ok(rec.events.some((e) => e.counts.starting === 2), `two booted at once:\n${trace}`);
+  assert.ok(rec.events.every((e) => e.counts.starting <= 2), trace);
+  // Never more old workers draining than new ones ready.
+  let newReady = 0;
+  let oldDraining = 0;
+  for (const e of rec.events) {
+    if (e.to === 'ready' && e.worker.generation === 2) newReady++;
+    if (e.to === 'draining' && e.worker.generation === 1) oldDraining++;
+    assert.ok(oldDraining <= newReady, trace);
+  }
+  assert.equal(result.generation, 2);
+  assert.equal(launcher.ofGeneration(2).length, n);
+  assertPool(master, n, 2, V2);
   await finish();
 });
 
@@ -529,6 +576,7 @@ test('crash respawn: the backoff resets once a worker stayed ready backoffResetM
   await finish();
 });
 
+/**
 /**
  * A started pool of n whose generation-2 workers listen only 100 ms after
  * launch, and an upgrade to V2 caught in flight: its first new worker has

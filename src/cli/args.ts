@@ -19,6 +19,9 @@ const CLIENT_COMMANDS = COMMANDS.filter((c) => c !== 'start');
 const APPLIES_TO: Record<string, readonly Command[]> = {
   'pre-upgrade': ['start'],
   'hook-timeout': ['start'],
+  'max-surge': ['start'],
+  cutover: ['start'],
+  'stable-ms': ['start'],
   forks: ['start'],
   'log-format': ['start'],
   'ready-timeout': ['start', 'upgrade'],
@@ -56,6 +59,13 @@ export function parser(argv: string[]) {
         describe:
           'listening (default; in an upgrade, on every address the old workers share), first-listen (on any one server: a release that moves a port), or message (process.send({ liveswap: "ready" }))',
       })
+      .option('max-surge', { type: 'number', describe: 'With -s: new workers an upgrade boots at once (default: forks or CPU cores, whichever is fewer)' })
+      .option('cutover', {
+        choices: ['ready', 'stable'] as const,
+        describe:
+          'With -s: ready (default: drain each old worker as soon as a new one is ready) or stable (the last old worker serves until the new ones pass the stability window)',
+      })
+      .option('stable-ms', { type: 'number', describe: `With -s: ms a new worker must stay up after ready before an upgrade counts it good (default ${DEFAULTS.stableMs})` })
       .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
       .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
@@ -112,6 +122,8 @@ export function checkArgs(args: Args): Command {
   }
 
   wholeNumber('forks', args.forks, 1, MAX_FORKS);
+  wholeNumber('max-surge', args['max-surge'], 1, MAX_FORKS);
+  wholeNumber('stable-ms', args['stable-ms'], 0, MAX_TIMER_MS, ' of milliseconds');
   for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
     wholeNumber(flag, args[flag], 1, MAX_TIMER_MS, ' of milliseconds');
   }

@@ -2,10 +2,12 @@
  * The master's settings: defaults filled in one place, every value checked
  * before anything starts (INVALID_ARGUMENT with the reason otherwise).
  */
+import os from 'node:os';
 import { DEFAULTS, MAX_FORKS } from './defaults.js';
 import { invalidArgument } from './errors.js';
 import type { ReadyMode } from './launcher.js';
 import { resolveTarget } from './target.js';
+import type { Cutover } from './upgrade.js';
 
 export interface MasterConfig {
   forks: number;
@@ -13,6 +15,10 @@ export interface MasterConfig {
   readyTimeoutMs: number;
   drainTimeoutMs: number;
   stableMs: number;
+  /** New workers an upgrade boots at once; see upgrade.ts. */
+  maxSurge: number;
+  /** When the old version stops taking connections; see upgrade.ts. */
+  cutover: Cutover;
   /** Absolute path of the pre-upgrade hook module, if any. */
   preUpgrade?: string;
   hookTimeoutMs: number;
@@ -29,6 +35,8 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
     readyTimeoutMs: partial.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
     drainTimeoutMs: partial.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     stableMs: partial.stableMs ?? DEFAULTS.stableMs,
+    maxSurge: partial.maxSurge ?? os.availableParallelism(),
+    cutover: partial.cutover ?? DEFAULTS.cutover,
     hookTimeoutMs: partial.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs,
     backoffInitialMs: partial.backoffInitialMs ?? DEFAULTS.backoffInitialMs,
     backoffMaxMs: partial.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
@@ -41,6 +49,12 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
   }
   for (const key of ['stableMs', 'backoffInitialMs', 'backoffMaxMs', 'backoffResetMs'] as const) {
     checkDuration(key, config[key], 0);
+  }
+  if (!Number.isInteger(config.maxSurge) || config.maxSurge < 1 || config.maxSurge > MAX_FORKS) {
+    throw invalidArgument(`maxSurge must be a whole number from 1 to ${MAX_FORKS}, got ${config.maxSurge}`);
+  }
+  if (!CUTOVERS.includes(config.cutover)) {
+    throw invalidArgument(`cutover must be one of ${CUTOVERS.map((c) => `"${c}"`).join(', ')}, got "${String(config.cutover)}"`);
   }
   if (!READY_MODES.includes(config.readyMode)) {
     throw invalidArgument(`readyMode must be one of ${READY_MODES.map((m) => `"${m}"`).join(', ')}, got "${String(config.readyMode)}"`);
@@ -55,6 +69,7 @@ export function checkForks(forks: number): void {
 }
 
 const READY_MODES: readonly ReadyMode[] = ['listening', 'first-listen', 'message'];
+export const CUTOVERS: readonly Cutover[] = ['ready', 'stable'];
 
 /** The largest delay a Node timer honours (about 24.8 days); beyond it a timer fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;

@@ -13,10 +13,16 @@ export const DEFAULTS = {
   drainTimeoutMs: 30_000,
   /**
    * A new worker must stay up this long after becoming ready before an
-   * upgrade counts it as good (PM2's min_uptime is 1 s). Runs concurrently
-   * with the rest of the upgrade, so it only adds time at the very end.
+   * upgrade counts it as good (PM2's min_uptime is 1 s); a crash inside it
+   * rolls back. Runs while the old workers drain, so it adds little time.
    */
   stableMs: 500,
+  /**
+   * Drain each old worker as soon as a replacement is ready, so an upgrade of
+   * a small app moves all traffic in about one worker boot time. 'stable'
+   * keeps the last old worker serving through the stability window instead.
+   */
+  cutover: 'ready',
   /** The pre-upgrade hook's time to decide. */
   hookTimeoutMs: 30_000,
   /** Crash respawn: 100 ms doubling to 15 s, reset once a worker has stayed ready 30 s. */

@@ -197,6 +197,8 @@ export class Master extends EventEmitter<MasterEvents> {
         readyTimeoutMs: options.readyTimeoutMs || this.config.readyTimeoutMs,
         drainTimeoutMs: options.drainTimeoutMs || this.config.drainTimeoutMs,
         stableMs: this.config.stableMs,
+        maxSurge: this.config.maxSurge,
+        cutover: this.config.cutover,
         signal,
         log: this.log,
         commit: () => {

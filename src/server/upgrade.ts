@@ -2,22 +2,31 @@
  * The rolling upgrade.
  *
  * Invariant: while an upgrade runs, no fewer workers are ready than the pool
- * size N (unless old ones crash on their own), and on the way forward at most
- * N + 1 are live (maxSurge 1): an old worker is drained only after its
- * replacement is ready, and the last old worker only once every new worker
- * has stayed up for the stability window. So the old version serves until the
- * new one has proved itself. A rollback may briefly run more — it restores
- * the old generation to N before stopping the new workers, which keep
- * serving meanwhile.
+ * size N (unless old ones crash on their own): an old worker is drained only
+ * after a replacement has become ready. Up to `maxSurge` new workers boot at
+ * once, so at most N + maxSurge are live. Booting more processes at once than
+ * there are cores does not make them ready sooner, it only takes CPU from the
+ * workers serving traffic, so the default surge is min(N, cores).
+ *
+ * Cutover (when the old version stops taking new connections):
+ *   - 'ready' (default): each old worker is drained the moment a new one is
+ *     ready, so traffic moves to the new version as fast as it can boot.
+ *     Every new worker must then stay up for the stability window before the
+ *     upgrade counts as done; a crash inside it rolls back (the old release
+ *     is re-forked while the surviving new workers keep serving).
+ *   - 'stable': the last old worker keeps serving until every new worker has
+ *     passed the stability window. Costs stableMs of mixed versions, but a
+ *     release that crashes right after it is ready never leaves the port with
+ *     nobody behind it, even with one worker.
  *
  * Every wait has exactly these outcomes:
- *   - the new worker is ready                 → drain one old worker, go on
+ *   - a new worker is ready                   → drain one old worker, go on
  *   - a new worker exited (boot failure, ready
  *     timeout, crash inside the stable window) → roll back
  *   - the operation was cancelled (Die)        → stop here; Die stops everyone
  *
  * Rolling back restores the old generation to N live workers *before* the new
- * ones are drained, so the old version never stops serving.
+ * ones are drained, so some version always serves.
  */
 import { failedPrecondition } from './errors.js';
 import type { LaunchSpec } from './launcher.js';
@@ -26,6 +35,8 @@ import type { Pool } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { cancellable, delay } from './wait.js';
 import type { ExitInfo, WorkerHandle } from './worker-handle.js';
+
+export type Cutover = 'ready' | 'stable';
 
 export interface UpgradePlan {
   pool: Pool;
@@ -36,6 +47,9 @@ export interface UpgradePlan {
   readyTimeoutMs: number;
   drainTimeoutMs: number;
   stableMs: number;
+  /** New workers booting at once (clamped to 1..forks). */
+  maxSurge: number;
+  cutover: Cutover;
   signal: AbortSignal;
   log: Logger;
   /** Called once the new workers are confirmed, before the old ones have finished draining. */
@@ -50,6 +64,7 @@ export interface UpgradeOutcome {
 export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
   const { pool, to, signal } = plan;
   const expectAddresses = plan.from ? sharedAddresses(pool.ready(plan.from.generation)) : [];
+  const surge = Math.max(1, Math.min(plan.forks, Math.floor(plan.maxSurge)));
   const fresh: WorkerHandle[] = [];
   const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
   const failure = firstUnexpectedExit(pool, to.generation);
@@ -60,21 +75,30 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     });
 
   try {
-    for (let i = 0; i < plan.forks; i++) {
-      const worker = pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses });
-      fresh.push(worker);
+    let readyCount = 0;
+    while (readyCount < plan.forks) {
+      while (fresh.length < plan.forks && fresh.length - readyCount < surge) {
+        fresh.push(pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }));
+      }
+      const booting = fresh.filter((w) => w.state === 'starting');
       const outcome = await cancellable(
-        Promise.race([worker.readyOrExited.then((ready) => (ready ? 'ready' : worker)), failure.exited]),
+        Promise.race([...booting.map((w) => w.readyOrExited.then((ready) => (ready ? 'ready' : w))), failure.exited]),
         signal,
       );
       if (outcome !== 'ready') return await rollBack(plan, fresh, outcome);
-      // The last old worker keeps serving until the new release has proved
-      // stable: a release that crashes right after it is ready must not leave
-      // the port with nobody behind it.
-      if (i === plan.forks - 1) break;
-      const old = oldestOther(pool, to.generation);
-      if (old) retire(old);
+      // Several may have become ready together; count them all.
+      const nowReady = fresh.filter((w) => w.state === 'ready').length;
+      for (; readyCount < nowReady; readyCount++) {
+        const isLastOld = readyCount === plan.forks - 1;
+        if (isLastOld && plan.cutover === 'stable') continue;
+        const old = oldestOther(pool, to.generation);
+        if (old) retire(old);
+      }
     }
+    // With cutover 'ready' the old version has stopped taking connections by
+    // now; anything left over (extra old workers from a rollback that could
+    // not restore) goes too.
+    if (plan.cutover === 'ready') for (const old of pool.liveExcept(to.generation)) retire(old);
 
     // Every new worker must stay up stableMs after becoming ready.
     const lastReady = Math.max(...fresh.map((w) => w.readyAt?.getTime() ?? Date.now()));
@@ -84,7 +108,6 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     );
     if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
     plan.commit();
-    // The last old worker, and any others still live (left over from a rollback that could not restore).
     for (const old of pool.liveExcept(to.generation)) retire(old);
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
