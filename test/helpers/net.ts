@@ -54,6 +54,8 @@ export interface LoadStats {
   bodies: Record<string, number>;
   /** Bodies in the order they arrived (per client, concatenated). */
   sequences: string[][];
+  /** Every answered request: when it was sent and answered (Date.now()), and its body. */
+  replies: { sentAt: number; answeredAt: number; body: string }[];
 }
 
 /**
@@ -64,8 +66,8 @@ export interface LoadStats {
 export function startLoad(
   port: number,
   { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/' } = {},
-): { stop(): Promise<LoadStats> } {
-  const stats: LoadStats = { ok: 0, failed: 0, errors: {}, bodies: {}, sequences: [] };
+): { stop(): Promise<LoadStats>; peek(): LoadStats['replies'] } {
+  const stats: LoadStats = { ok: 0, failed: 0, errors: {}, bodies: {}, sequences: [], replies: [] };
   let running = true;
   const agents: http.Agent[] = [];
   const loop = async (agent: http.Agent | false) => {
@@ -75,8 +77,10 @@ export function startLoad(
       try {
         // Any HTTP answer counts as served (the seed's v2 answers 404 by design);
         // a failure is a request that got no answer: reset, refused, hung.
+        const sentAt = Date.now();
         const reply = await get(port, path, agent, 5000);
         stats.ok++;
+        stats.replies.push({ sentAt, answeredAt: Date.now(), body: reply.body });
         stats.bodies[reply.body] = (stats.bodies[reply.body] ?? 0) + 1;
         if (sequence.at(-1) !== reply.body) sequence.push(reply.body);
       } catch (error) {
@@ -95,6 +99,7 @@ export function startLoad(
     ...Array.from({ length: close }, () => loop(false)),
   ];
   return {
+    peek: () => stats.replies,
     async stop() {
       running = false;
       await Promise.all(loops);
