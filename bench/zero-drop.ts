@@ -1,0 +1,375 @@
+/**
+ * `npm run bench`: zero dropped requests under real load, against plain
+ * node:cluster, measured in one run on this machine (loopback only).
+ *
+ * For each pool size (BENCH_FORKS, default "2,8"):
+ *   1. Steady state: req/s of liveswap and of a hand-rolled node:cluster
+ *      primary (bench/lib/plain-cluster.ts) running the same app with the same
+ *      number of workers, measured in alternating rounds, keep-alive and
+ *      connection-close clients. The ratio is of the medians.
+ *   2. Upgrades under load: 32 clients looping (keep-alive, then
+ *      connection-close), and before each of 3 back-to-back upgrades, 8 slow
+ *      requests (3 s) in flight on the old workers. Counts requests and
+ *      failures by kind, slow requests completed, p50/p99 latency steady and
+ *      inside the upgrade windows, upgrade duration, time from the upgrade's
+ *      start to the first new-version and to the last old-version response,
+ *      the peak number of worker processes, and master RSS before and after.
+ * Then, with 2 workers:
+ *   3. Cutover timing of a small app (every request < 100 ms) under light
+ *      load: 5 upgrades.
+ *   4. Master RSS and fds across 20 consecutive upgrades under load.
+ *
+ * Every load loop is bounded (per-client count and a hard stop in the load
+ * generator); every wait for an event has a deadline. Prints markdown tables
+ * and writes bench/results/zero-drop.json.
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/helpers/net.js';
+import { fixture, ROOT } from '../test/helpers/paths.js';
+import { startMaster, type MasterProcess } from '../test/helpers/processes.js';
+import { waitFor, withDeadline } from '../test/helpers/wait.js';
+import { LoadGenerator, type Request } from './lib/load.js';
+import { now } from './lib/load-protocol.js';
+import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
+import { median, ms, percentile, table, writeJson } from './lib/report.js';
+
+const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
+const SLOW = 8;
+const SLOW_MS = 3000;
+const UPGRADES = 3;
+const STEADY_ROUNDS = Number(process.env.BENCH_STEADY_ROUNDS ?? 3);
+const STEADY_MS = 3000;
+const WARMUP_MS = 500;
+const TIMING_UPGRADES = 5;
+const RSS_UPGRADES = 20;
+/**
+ * Upgrades before the RSS baseline. Under load V8 grows the master's heap
+ * (young generation) to its working size during the first dozen or so
+ * upgrades, then stays there; a leak would keep growing after. Both the
+ * warm-up growth and the measured spread are reported.
+ */
+const RSS_WARMUP_UPGRADES = 10;
+const PLAIN_CLUSTER = fileURLToPath(new URL('./lib/plain-cluster.js', import.meta.url));
+const VERSIONS = ['v1', 'v2', 'v3'];
+
+const isFailure = (r: Request) => !r.outcome.startsWith('body:');
+const body = (r: Request) => r.outcome.slice('body:'.length);
+const answeredAt = (r: Request) => r.sentAt + r.latencyMs;
+
+function failuresByKind(requests: readonly Request[]): string {
+  const kinds: Record<string, number> = {};
+  for (const r of requests.filter(isFailure)) kinds[r.outcome] = (kinds[r.outcome] ?? 0) + 1;
+  const text = Object.entries(kinds).map(([kind, count]) => `${kind} ${count}`).join(', ');
+  return text || '-';
+}
+
+async function liveswapMaster(forks: number, port: number, target = 'v1'): Promise<MasterProcess> {
+  return startMaster(fixture(`${target}.js`), { forks, env: { APP_PORT: String(port) } });
+}
+
+// --- 1. steady state --------------------------------------------------------
+
+async function plainCluster(forks: number, port: number) {
+  const child = fork(PLAIN_CLUSTER, [], {
+    env: { ...process.env, FORKS: String(forks), APP: fixture('v1.js'), APP_PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  await withDeadline('plain cluster to listen', once(child, 'message'), 15_000);
+  return {
+    async stop() {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Requests answered per second during STEADY_MS, after a warm-up. */
+async function requestsPerSecond(port: number, keepAlive: boolean): Promise<number> {
+  const load = new LoadGenerator();
+  try {
+    load.start({ port, clients: CLIENTS, keepAlive });
+    await sleep(WARMUP_MS);
+    const from = now();
+    await sleep(STEADY_MS);
+    const to = now();
+    const requests = await load.stop();
+    const answered = requests.filter((r) => !isFailure(r) && answeredAt(r) >= from && answeredAt(r) < to).length;
+    return answered / ((to - from) / 1000);
+  } finally {
+    await load.close();
+  }
+}
+
+async function steadyState(forks: number) {
+  const [plainPort, liveswapPort] = [await freePort(), await freePort()];
+  const plain = await plainCluster(forks, plainPort);
+  const master = await liveswapMaster(forks, liveswapPort);
+  const rows = [];
+  try {
+    for (const keepAlive of [true, false]) {
+      const rps = { plain: [] as number[], liveswap: [] as number[] };
+      for (let round = 0; round < STEADY_ROUNDS; round++) {
+        // Alternate who goes first, so drift in the machine's state hits both.
+        const order = round % 2 === 0 ? (['plain', 'liveswap'] as const) : (['liveswap', 'plain'] as const);
+        for (const who of order) rps[who].push(await requestsPerSecond(who === 'plain' ? plainPort : liveswapPort, keepAlive));
+      }
+      const ratio = median(rps.liveswap) / median(rps.plain);
+      rows.push({
+        workers: forks,
+        clients: `${CLIENTS} ${keepAlive ? 'keep-alive' : 'connection-close'}`,
+        'plain node:cluster req/s': rps.plain.map((v) => Math.round(v)).join(', '),
+        'liveswap req/s': rps.liveswap.map((v) => Math.round(v)).join(', '),
+        'ratio (medians)': ratio.toFixed(3),
+      });
+    }
+  } finally {
+    await master.stop();
+    await plain.stop();
+  }
+  return rows;
+}
+
+// --- 2. upgrades under load with slow requests ----------------------------
+
+interface UpgradeWindow {
+  from: string;
+  to: string;
+  startedAt: number;
+  returnedAt: number;
+  firstNewMs: number;
+  lastOldMs: number;
+}
+
+/** When the first new-version and the last old-version answers came, relative to the upgrade's start. */
+function cutover(requests: readonly Request[], window: Omit<UpgradeWindow, 'firstNewMs' | 'lastOldMs'>, until: number) {
+  const after = requests.filter((r) => answeredAt(r) >= window.startedAt && answeredAt(r) < until && !isFailure(r));
+  const firstNew = Math.min(...after.filter((r) => body(r) === window.to).map(answeredAt));
+  const lastOld = Math.max(...after.filter((r) => body(r) === window.from).map(answeredAt));
+  return { firstNewMs: firstNew - window.startedAt, lastOldMs: lastOld - window.startedAt };
+}
+
+async function upgradesUnderLoad(forks: number, keepAlive: boolean) {
+  const port = await freePort();
+  const master = await liveswapMaster(forks, port);
+  const load = new LoadGenerator();
+  const windows: UpgradeWindow[] = [];
+  const slowResults: { outcome: string; expected: string }[] = [];
+  let requests: Request[] = [];
+  let peakWorkers = 0;
+  const rssBefore = rssMiB(master.pid);
+  let rssAfter = NaN;
+  let steadyFrom = 0;
+  let steadyTo = 0;
+  try {
+    load.start({ port, clients: CLIENTS, keepAlive });
+    await sleep(WARMUP_MS);
+    steadyFrom = now();
+    await sleep(2000);
+    steadyTo = now();
+    const peak = peakChildren(master.pid);
+    for (let u = 0; u < UPGRADES; u++) {
+      const from = VERSIONS[u % 3]!;
+      const to = VERSIONS[(u + 1) % 3]!;
+      const tag = `${keepAlive ? 'ka' : 'close'}${forks}u${u}`;
+      const slow = load.slow(port, SLOW, SLOW_MS, tag);
+      await waitFor(
+        `${SLOW} slow requests to reach the old workers`,
+        () => (master.stdout().match(new RegExp(`slow request ${tag}-\\d+ started`, 'g'))?.length ?? 0) === SLOW,
+        { timeoutMs: 10_000, intervalMs: 5 },
+      );
+      const startedAt = now();
+      await master.client.upgrade({ target: fixture(`${to}.js`) });
+      const returnedAt = now();
+      for (const result of await slow) slowResults.push({ outcome: result.outcome, expected: `body:${from}` });
+      windows.push({ from, to, startedAt, returnedAt, firstNewMs: NaN, lastOldMs: NaN });
+    }
+    await sleep(300); // traffic on the final version
+    peakWorkers = peak.stop();
+    rssAfter = rssMiB(master.pid);
+  } finally {
+    requests = await load.stop();
+    await load.close();
+    await master.stop();
+  }
+  for (const [i, w] of windows.entries()) {
+    const until = windows[i + 1]?.startedAt ?? Infinity;
+    Object.assign(w, cutover(requests, w, until));
+  }
+  const steady = requests.filter((r) => r.sentAt >= steadyFrom && r.sentAt < steadyTo).map((r) => r.latencyMs);
+  const inWindow = requests.filter((r) => windows.some((w) => r.sentAt >= w.startedAt && r.sentAt <= w.returnedAt)).map((r) => r.latencyMs);
+  const durations = windows.map((w) => w.returnedAt - w.startedAt);
+  return {
+    row: {
+      workers: forks,
+      clients: `${CLIENTS} ${keepAlive ? 'keep-alive' : 'close'}`,
+      requests: requests.length,
+      failed: requests.filter(isFailure).length,
+      'failed by kind': failuresByKind(requests),
+      'slow completed': `${slowResults.filter((s) => s.outcome === s.expected).length} of ${slowResults.length}`,
+      'p50/p99 steady ms': `${percentile(steady, 50).toFixed(1)} / ${percentile(steady, 99).toFixed(1)}`,
+      'p50/p99 upgrade ms': `${percentile(inWindow, 50).toFixed(1)} / ${percentile(inWindow, 99).toFixed(1)}`,
+      'upgrade ms': durations.map(ms).join(', '),
+      'first new ms': windows.map((w) => ms(w.firstNewMs)).join(', '),
+      'last old ms': windows.map((w) => ms(w.lastOldMs)).join(', '),
+      'peak workers': peakWorkers,
+      'master RSS MiB': `${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)}`,
+    },
+    failed: requests.filter(isFailure).length,
+    slowCompleted: slowResults.filter((s) => s.outcome === s.expected).length,
+    slowStarted: slowResults.length,
+    windows,
+  };
+}
+
+// --- 3. cutover timing, 4. RSS over many upgrades ---------------------------
+
+/** Light mixed load: half the clients keep-alive, half connection-close. */
+function lightLoad(port: number, clients = 8) {
+  const generators = [new LoadGenerator(), new LoadGenerator()];
+  generators[0]!.start({ port, clients: clients / 2, keepAlive: true });
+  generators[1]!.start({ port, clients: clients / 2, keepAlive: false });
+  return {
+    async stop(): Promise<Request[]> {
+      const all = (await Promise.all(generators.map((g) => g.stop()))).flat();
+      await Promise.all(generators.map((g) => g.close()));
+      return all.sort((a, b) => a.sentAt - b.sentAt);
+    },
+  };
+}
+
+async function cutoverTiming() {
+  const port = await freePort();
+  const master = await liveswapMaster(2, port);
+  const load = lightLoad(port);
+  const windows: UpgradeWindow[] = [];
+  let requests: Request[] = [];
+  try {
+    await sleep(WARMUP_MS);
+    for (let u = 0; u < TIMING_UPGRADES; u++) {
+      const from = VERSIONS[u % 3]!;
+      const to = VERSIONS[(u + 1) % 3]!;
+      const startedAt = now();
+      await master.client.upgrade({ target: fixture(`${to}.js`) });
+      windows.push({ from, to, startedAt, returnedAt: now(), firstNewMs: NaN, lastOldMs: NaN });
+      await sleep(300);
+    }
+  } finally {
+    requests = await load.stop();
+    await master.stop();
+  }
+  return windows.map((w, i) => {
+    const until = windows[i + 1]?.startedAt ?? Infinity;
+    Object.assign(w, cutover(requests, w, until));
+    const inWindow = requests.filter((r) => r.sentAt >= w.startedAt && r.sentAt < until);
+    return {
+      upgrade: `${w.from} → ${w.to}`,
+      'RPC ms': ms(w.returnedAt - w.startedAt),
+      'first new ms': ms(w.firstNewMs),
+      'last old ms': ms(w.lastOldMs),
+      requests: inWindow.length,
+      failed: inWindow.filter(isFailure).length,
+      'slowest request ms': ms(Math.max(...inWindow.map((r) => r.latencyMs))),
+      _rpc: w.returnedAt - w.startedAt,
+      _lastOld: w.lastOldMs,
+    };
+  });
+}
+
+async function rssAcrossUpgrades() {
+  const port = await freePort();
+  const master = await liveswapMaster(2, port);
+  const load = lightLoad(port);
+  const rss: number[] = [];
+  const fds: number[] = [];
+  let requests: Request[] = [];
+  let rssAtStart = NaN;
+  try {
+    await sleep(WARMUP_MS);
+    rssAtStart = rssMiB(master.pid);
+    for (let u = 0; u < RSS_WARMUP_UPGRADES; u++) {
+      await master.client.upgrade({ target: fixture(`${VERSIONS[(u + 1) % 3]}.js`) });
+    }
+    rss.push(rssMiB(master.pid));
+    fds.push(fdCount(master.pid));
+    for (let u = RSS_WARMUP_UPGRADES; u < RSS_WARMUP_UPGRADES + RSS_UPGRADES; u++) {
+      await master.client.upgrade({ target: fixture(`${VERSIONS[(u + 1) % 3]}.js`) });
+      rss.push(rssMiB(master.pid));
+      fds.push(fdCount(master.pid));
+    }
+  } finally {
+    requests = await load.stop();
+    await master.stop();
+  }
+  const spread = (Math.max(...rss) - Math.min(...rss)) / rss[0]!;
+  return {
+    row: {
+      upgrades: `${RSS_WARMUP_UPGRADES} warm-up + ${RSS_UPGRADES} measured`,
+      requests: requests.length,
+      'RSS at start MiB': rssAtStart.toFixed(1),
+      failed: requests.filter(isFailure).length,
+      'RSS after warm-up MiB': rss[0]!.toFixed(1),
+      'RSS after MiB': rss.at(-1)!.toFixed(1),
+      'RSS min–max MiB': `${Math.min(...rss).toFixed(1)}–${Math.max(...rss).toFixed(1)}`,
+      'after vs before': `${(((rss.at(-1)! - rss[0]!) / rss[0]!) * 100).toFixed(1)}%`,
+      'fds before → after': `${fds[0]} → ${fds.at(-1)}`,
+    },
+    rssAtStart,
+    rss,
+    fds,
+    spread,
+    failed: requests.filter(isFailure).length,
+  };
+}
+
+// --- main -------------------------------------------------------------------
+
+async function main() {
+  const began = Date.now();
+  console.log(`liveswap zero-drop benchmark — node ${process.version}, ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? ''}`);
+  const steadyRows = [];
+  const upgradeRuns = [];
+  for (const forks of WORKER_COUNTS) {
+    steadyRows.push(...(await steadyState(forks)));
+    for (const keepAlive of [true, false]) upgradeRuns.push(await upgradesUnderLoad(forks, keepAlive));
+  }
+  const timing = await cutoverTiming();
+  const rss = await rssAcrossUpgrades();
+
+  const strip = (row: Record<string, string | number>) => Object.fromEntries(Object.entries(row).filter(([k]) => !k.startsWith('_')));
+  console.log(`\n### Steady state (${STEADY_ROUNDS} alternating rounds of ${STEADY_MS / 1000} s)\n\n${table(steadyRows)}`);
+  console.log(`\n### ${UPGRADES} back-to-back upgrades under load, ${SLOW} requests of ${SLOW_MS / 1000} s in flight at each\n\n${table(upgradeRuns.map((r) => r.row))}`);
+  console.log(`\n### Cutover of 2 workers, small app, 8 clients (4 keep-alive, 4 close)\n\n${table(timing.map(strip))}`);
+  console.log(`\n### Master across ${RSS_UPGRADES} consecutive upgrades under load, after ${RSS_WARMUP_UPGRADES} warm-up upgrades (2 workers, 8 clients)\n\n${table([rss.row])}`);
+
+  const ratios = steadyRows.map((r) => Number(r['ratio (medians)']));
+  const targets = [
+    ['0 failed requests in every run', upgradeRuns.every((r) => r.failed === 0) && rss.failed === 0 && timing.every((t) => t.failed === 0), `${upgradeRuns.reduce((a, r) => a + r.failed, 0) + rss.failed} failed`],
+    ['every in-flight slow request completed', upgradeRuns.every((r) => r.slowCompleted === r.slowStarted), `${upgradeRuns.reduce((a, r) => a + r.slowCompleted, 0)} of ${upgradeRuns.reduce((a, r) => a + r.slowStarted, 0)}`],
+    ['steady req/s ≥ 0.97× plain node:cluster', ratios.every((r) => r >= 0.97), `ratios ${ratios.map((r) => r.toFixed(3)).join(', ')}`],
+    ['last old-version response ≤ 200 ms (2 workers)', timing.every((t) => t._lastOld <= 200), `max ${ms(Math.max(...timing.map((t) => t._lastOld)))} ms`],
+    ['Upgrade RPC returns within 1 s (2 workers)', timing.every((t) => t._rpc <= 1000), `max ${ms(Math.max(...timing.map((t) => t._rpc)))} ms`],
+    [`master RSS flat (±10%) across ${RSS_UPGRADES} upgrades`, rss.spread <= 0.1, `spread ${(rss.spread * 100).toFixed(1)}% of the post-warm-up value`],
+  ].map(([target, met, measured]) => ({ target: String(target), measured: String(measured), met: met ? 'yes' : 'NO' }));
+  console.log(`\n### Targets\n\n${table(targets)}\n\n(${Math.round((Date.now() - began) / 1000)} s)`);
+
+  const file = writeJson(path.join(ROOT, 'bench', 'results'), 'zero-drop.json', {
+    node: process.version,
+    cores: os.availableParallelism(),
+    date: new Date().toISOString(),
+    steady: steadyRows,
+    upgrades: upgradeRuns,
+    timing: timing.map(strip),
+    rss,
+    targets,
+  });
+  console.log(`wrote ${path.relative(process.cwd(), file)}`);
+}
+
+await main();
