@@ -21,7 +21,8 @@ const show = (t: Transition) => `#${t.sequence} worker ${t.worker!.id} g${t.work
 
 test('watch(): a snapshot of 2 v1 workers, then every upgrade transition in order', async (t) => {
   const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) } });
+  // Both new workers boot at once (the default on a machine with 2 cores or more; pinned here).
+  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) }, args: ['--max-surge', '2'] });
   t.after(() => master.stop());
   const abort = new AbortController();
   t.after(() => abort.abort());
@@ -76,9 +77,9 @@ test('watch(): a snapshot of 2 v1 workers, then every upgrade transition in orde
 
   for (const tr of transitions) {
     assert.equal(tr.toState, tr.worker!.state, `to_state equals worker.state:\n${log}`);
-    // Never fewer ready than the pool size, and at most one extra live worker (maxSurge 1).
+    // Never fewer ready than the pool size, and at most two extra live workers (maxSurge 2).
     assert.ok(tr.counts!.ready >= 2, `fewer than 2 ready at #${tr.sequence}:\n${log}`);
-    assert.ok(tr.counts!.ready + tr.counts!.starting <= 3, `more than 3 live workers at #${tr.sequence}:\n${log}`);
+    assert.ok(tr.counts!.ready + tr.counts!.starting <= 4, `more than 4 live workers at #${tr.sequence}:\n${log}`);
   }
 
   const newIds = [...new Set(transitions.filter((tr) => tr.worker!.generation === 2).map((tr) => tr.worker!.id))];
