@@ -69,6 +69,9 @@ async function runStart(args: Args): Promise<number> {
     ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
     log: { format: args['log-format'] ?? 'text' },
+    ...(args['metrics-port'] !== undefined && {
+      metrics: { address: bare(args['metrics-address'] ?? DEFAULTS.address), port: args['metrics-port'] },
+    }),
     foreground: true,
   });
   const { master, control, log } = running;
