@@ -121,14 +121,18 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
  */
 async function runWatch(client: LiveswapClient, json: boolean): Promise<number> {
   const abort = new AbortController();
-  const stop = () => abort.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stop = () => {
+    // A second Ctrl-C while the first is being handled: leave now (the terminal view restores the cursor on exit).
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   let outputGone = false;
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (!outputGone && error.code !== 'EPIPE') process.stderr.write(`liveswap: cannot write the output: ${error.message}\n`);
     outputGone = true;
-    stop();
+    abort.abort();
   });
   const events = client.watch({ signal: abort.signal });
   try {
