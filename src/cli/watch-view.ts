@@ -137,7 +137,7 @@ export async function watchOnTerminal(
   out.write(HIDE_CURSOR);
   process.once('exit', restoreCursor);
   out.on('resize', onResize);
-  const tick = setInterval(soon, TICK_MS);
+  const tick = setInterval(() => drawn > 0 && soon(), TICK_MS);
   try {
     for await (const item of events) {
       model.apply(item, Date.now());
@@ -146,7 +146,8 @@ export async function watchOnTerminal(
   } finally {
     clearInterval(tick);
     out.off('resize', onResize);
-    draw(); // the final state, whatever is pending
+    // The final state, whatever is pending; nothing if the stream failed before its snapshot.
+    if (drawn > 0 || pending) draw();
     restoreCursor();
     process.off('exit', restoreCursor);
   }
