@@ -1,7 +1,8 @@
 /**
  * The master's Prometheus endpoint (--metrics-port), scraped over real HTTP
  * after real operations: one upgrade that succeeds, one that rolls back (a
- * release that cannot boot), one the pre-upgrade hook vetoes, one broadcast.
+ * release that cannot boot), one the pre-upgrade hook vetoes, one broadcast,
+ * one old worker killed at the drain timeout, one worker crash respawned.
  * Also: a metrics port in use stops the master at start with one line, and
  * two masters in one process (the API) keep separate registries.
  */
@@ -61,7 +62,7 @@ function statusOf(url: string): Promise<number> {
   });
 }
 
-test('/metrics counts an upgrade, a rollback, a veto and a broadcast', async (t) => {
+test('/metrics counts an upgrade, a rollback, a veto, a broadcast, a drain-timeout kill and a crash respawn', async (t) => {
   const appPort = await freePort();
   const master = await startMaster(fixture('v1.js'), {
     forks: 2,
@@ -82,7 +83,15 @@ test('/metrics counts an upgrade, a rollback, a veto and a broadcast', async (t)
   assert.ok(value(before, 'liveswap_process_cpu_user_seconds_total') > 0);
   assert.equal(await statusOf(url.replace('/metrics', '/other')), 404);
 
-  const ok = await master.client.upgrade({ target: fixture('v2.js') });
+  // A request still running on an old worker when it drains: the worker is killed at the drain timeout.
+  // (It reaches an old worker long before the upgrade drains one: that waits for a new worker to boot.)
+  const slow = get(appPort, '/slow?ms=10000').then(
+    () => assert.fail('the slow request was answered, though its worker was killed'),
+    (error: Error) => error,
+  );
+  const ok = await master.client.upgrade({ target: fixture('v2.js'), drainTimeoutMs: 300 });
+  assert.equal(ok.killedAtDrainTimeout, 1);
+  await slow;
   const rollback = await master.client.upgrade({ target: fixture('boot-throws.js') }).then(
     () => assert.fail('the upgrade to boot-throws.js succeeded'),
     (error: LiveswapClientError) => error,
@@ -112,7 +121,7 @@ test('/metrics counts an upgrade, a rollback, a veto and a broadcast', async (t)
     // The successful upgrade drained the 2 old workers; the rollback had nothing to drain
     // (its only new worker died while starting).
     'liveswap_drain_duration_seconds_count': 2,
-    'liveswap_drain_timeout_kills_total': 0,
+    'liveswap_drain_timeout_kills_total': 1,
     'liveswap_workers{state="ready"}': 2,
     'liveswap_workers{state="starting"}': 0,
     'liveswap_workers{state="draining"}': 0,
@@ -131,9 +140,22 @@ test('/metrics counts an upgrade, a rollback, a veto and a broadcast', async (t)
   const okSeconds = value(after, 'liveswap_upgrade_duration_seconds_sum{outcome="ok"}');
   assert.ok(Math.abs(okSeconds - ok.durationMs / 1000) < 0.05, `histogram ${okSeconds} s vs reply ${ok.durationMs} ms`);
   assert.ok(okSeconds >= 0.5);
-  // Histogram buckets are cumulative and end with +Inf = count.
+  // Histogram buckets are cumulative and end with +Inf = count; the killed worker drained for 300 ms.
   assert.equal(value(after, 'liveswap_drain_duration_seconds_bucket{le="+Inf"}'), 2);
-  assert.ok(value(after, 'liveswap_drain_duration_seconds_sum') > 0);
+  assert.equal(value(after, 'liveswap_drain_duration_seconds_bucket{le="0.25"}'), 1);
+  assert.ok(value(after, 'liveswap_drain_duration_seconds_sum') >= 0.3);
+
+  // A worker killed behind the master's back is a crash, respawned after the backoff: a restart.
+  const victim = (await master.client.status()).workers[0]!;
+  process.kill(victim.pid, 'SIGKILL');
+  await waitFor('the crashed worker to be respawned and ready', async () => {
+    const s = await master.client.status();
+    return s.restarts === 1 && s.counts?.ready === 2 && !s.workers.some((w) => w.pid === victim.pid);
+  });
+  const crashed = await scrape(url);
+  assert.equal(value(crashed, 'liveswap_worker_restarts_total'), 1);
+  assert.equal(value(crashed, 'liveswap_worker_crashes_total'), 2);
+  assert.equal(value(crashed, 'liveswap_workers{state="ready"}'), 2);
 });
 
 test('--metrics-port on a port in use: exit 1 with one line, before any worker is forked', async (t) => {
