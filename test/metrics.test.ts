@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
-import liveswap from 'liveswap';
+import liveswap, { LiveswapError } from 'liveswap';
 import { status } from '@grpc/grpc-js';
 import { LiveswapClientError } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
@@ -183,6 +183,12 @@ test('--metrics-port on a port in use: exit 1 with one line, before any worker i
 
 test('API: metricsPort gives each in-process master its own registry', async () => {
   delete process.env.APP_PORT; // each master's workers share a port of its own
+  await assert.rejects(liveswap({ target: fixture('v1.js'), control: false, metricsPort: 70000, logLevel: 'silent' }), (error: unknown) => {
+    assert.ok(error instanceof LiveswapError);
+    assert.equal(error.code, status.INVALID_ARGUMENT);
+    assert.equal(error.message, 'metricsPort must be a whole number from 0 to 65535, got 70000');
+    return true;
+  });
   const options = { forks: 1, port: 0, metricsPort: 0, logLevel: 'silent', workerOutput: 'ignore' } as const;
   const a = await liveswap({ target: fixture('v1.js'), ...options });
   const b = await liveswap({ target: fixture('v1.js'), ...options }).catch(async (error) => {
