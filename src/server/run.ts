@@ -12,7 +12,7 @@ import type { Launcher } from './launcher.js';
 import { createLogger, type Logger, type LoggerOptions } from './logger.js';
 import { resolveMasterConfig, type MasterConfig } from './config.js';
 import { Master } from './master.js';
-import { checkMetricsEndpoint, MasterMetrics, startMetricsServer, type MetricsEndpoint, type MetricsServer } from './metrics.js';
+import type { MetricsEndpoint, MetricsServer } from './metrics.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -65,13 +65,15 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   // Everything that can be checked is checked before anything binds or forks.
   if (options.target) resolveTarget(options.target);
-  if (options.metrics) checkMetricsEndpoint(options.metrics);
+  // prom-client is loaded only by a master that serves metrics, not by every CLI command.
+  const metricsModule = options.metrics ? await import('./metrics.js') : undefined;
+  if (options.metrics) metricsModule!.checkMetricsEndpoint(options.metrics);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
     if (problem) throw invalidArgument(problem);
   }
 
-  const metrics = options.metrics ? new MasterMetrics(master) : undefined;
+  const metrics = metricsModule && new metricsModule.MasterMetrics(master);
   if (options.foreground) becomeForegroundMaster(master, log);
 
   let control: ControlServer | undefined;
@@ -102,8 +104,8 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       await giveUp(unavailable('the master was stopped while starting'));
     }
   }
-  if (metrics && options.metrics) {
-    metricsServer = await startMetricsServer(metrics, options.metrics, log).catch(giveUp);
+  if (metricsModule && metrics && options.metrics) {
+    metricsServer = await metricsModule.startMetricsServer(metrics, options.metrics, log).catch(giveUp);
     if (master.isStopping) {
       await metricsServer.close();
       await giveUp(unavailable('the master was stopped while starting'));
