@@ -81,11 +81,17 @@ export interface LiveswapOptions {
   logFormat?: LogFormat;
   /** Worker stdout/stderr: copied to this process's with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
+  /** Serve Prometheus metrics over HTTP at /metrics on this port (0 picks a free one); none by default. Unauthenticated. */
+  metricsPort?: number;
+  /** With metricsPort: the address to serve metrics on (default 127.0.0.1). */
+  metricsAddress?: string;
 }
 
 export interface Liveswap {
   /** Where the control service listens ("127.0.0.1:3000", "unix:/path"), or undefined with control: false. */
   readonly endpoint: string | undefined;
+  /** The metrics scrape URL ("http://127.0.0.1:9464/metrics"), or undefined without metricsPort. */
+  readonly metricsUrl: string | undefined;
   /** The master itself: an EventEmitter of `transition` and `output` events. */
   readonly master: Master;
   /** Resolves once the master has stopped (after die()). */
@@ -125,11 +131,15 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
     ...(options.hookTimeoutMs !== undefined && { hookTimeoutMs: options.hookTimeoutMs }),
     log: { level: options.logLevel, format: options.logFormat },
     workerOutput: options.workerOutput ?? 'prefix',
+    ...(options.metricsPort !== undefined && {
+      metrics: { address: options.metricsAddress ?? DEFAULTS.address, port: options.metricsPort },
+    }),
   });
   const { master } = running;
 
   return {
     endpoint: running.control?.target,
+    metricsUrl: running.metrics?.url,
     master,
     stopped: running.stopped,
     upgrade: (target, upgradeOptions) => master.upgrade(fromHere(target), upgradeOptions),

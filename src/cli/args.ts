@@ -24,6 +24,8 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'stable-ms': ['start'],
   forks: ['start'],
   'log-format': ['start'],
+  'metrics-port': ['start'],
+  'metrics-address': ['start'],
   'ready-timeout': ['start', 'upgrade'],
   'ready-mode': ['start', 'upgrade'],
   'drain-timeout': ['start', 'upgrade', 'die'],
@@ -69,6 +71,8 @@ export function parser(argv: string[]) {
       .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
       .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
+      .option('metrics-port', { type: 'number', describe: 'With -s: serve Prometheus metrics at http://ADDR:PORT/metrics (0 picks a free port; unauthenticated)' })
+      .option('metrics-address', { type: 'string', describe: `With --metrics-port: the address to serve metrics on (default ${DEFAULTS.address})` })
       // A flag given twice takes its last value, as in most CLIs (not a list).
       .parserConfiguration({ 'duplicate-arguments-array': false })
       .strict()
@@ -135,6 +139,14 @@ export function checkArgs(args: Args): Command {
   }
   // A master may bind port 0 (any free port); a client must name a real one.
   wholeNumber('port', args.port, command === 'start' ? 0 : 1, 65535);
+  wholeNumber('metrics-port', args['metrics-port'], 0, 65535);
+  if (given(args, 'metrics-address')) {
+    if (!given(args, 'metrics-port')) throw new UsageError('--metrics-address needs --metrics-port');
+    const address = bare(args['metrics-address']!);
+    if (net.isIP(address) === 0 && address !== 'localhost') {
+      throw new UsageError(`--metrics-address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args['metrics-address']}"`);
+    }
+  }
   if (args.address !== undefined && net.isIP(bare(args.address)) === 0 && args.address !== 'localhost') {
     throw new UsageError(`--address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args.address}"`);
   }

@@ -3,44 +3,18 @@ import {
   ReadyMode,
   Transition,
   WatchWorkersResponse,
-  WorkerState,
   type GetStatusResponse,
-  type Worker,
 } from '../gen/liveswap/v1/liveswap.js';
-
-export function stateName(state: WorkerState): string {
-  return (WorkerState[state] ?? 'UNKNOWN').replace('WORKER_STATE_', '').toLowerCase();
-}
+import { formatUptime, stateName, workerTable } from './worker-table.js';
 
 function uptime(since: Date | undefined): string {
-  if (!since) return '-';
-  const seconds = Math.max(0, Math.round((Date.now() - since.getTime()) / 1000));
-  if (seconds < 60) return `${seconds}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
-  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+  return since ? formatUptime(Date.now() - since.getTime()) : '-';
 }
 
 export function describeTransition(t: Transition): string {
   const w = t.worker!;
   const move = t.fromState ? `${stateName(t.fromState)} → ${stateName(t.toState)}` : stateName(t.toState);
   return `worker ${w.id} (pid ${w.pid}, gen ${w.generation}) ${move}: ${w.reason}`;
-}
-
-export function workerTable(workers: readonly Worker[]): string {
-  const rows = [
-    ['ID', 'PID', 'STATE', 'GEN', 'UPTIME', 'RESTARTS', 'TARGET'],
-    ...workers.map((w) => [
-      String(w.id),
-      String(w.pid),
-      stateName(w.state),
-      String(w.generation),
-      uptime(w.startedAt),
-      String(w.restarts),
-      w.target,
-    ]),
-  ];
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 export function statusText(s: GetStatusResponse): string {

@@ -5,6 +5,7 @@
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage, 3 no master
  * reachable. Failures print one line on stderr, never a stack trace.
  */
+import { status } from '@grpc/grpc-js';
 import path from 'node:path';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
 import type { ControlEndpoint } from '../server/control-server.js';
@@ -21,6 +22,7 @@ import { LiveswapError } from '../server/errors.js';
 import { runMaster } from '../server/run.js';
 import { bare, checkArgs, parser, UsageError, type Args, type Command } from './args.js';
 import { describeTransition, statusText, watchItemJson, watchItemText } from './format.js';
+import { watchOnTerminal } from './watch-view.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
@@ -72,6 +74,9 @@ async function runStart(args: Args): Promise<number> {
     ...(args['stable-ms'] !== undefined && { stableMs: args['stable-ms'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
     log: { format: args['log-format'] ?? 'text' },
+    ...(args['metrics-port'] !== undefined && {
+      metrics: { address: bare(args['metrics-address'] ?? DEFAULTS.address), port: args['metrics-port'] },
+    }),
     foreground: true,
   });
   const { master, control, log } = running;
@@ -108,6 +113,49 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
     abort.abort();
     await printing;
   }
+}
+
+/**
+ * --watch: on a terminal, the worker table redrawn in place; otherwise one
+ * line per event (--json: one JSON object per line), written as it comes so
+ * it pipes. Ctrl-C (or SIGTERM) and a reader that went away (`| head -1`,
+ * EPIPE) end it quietly with 0; so does a master that stopped, with one line
+ * on stderr. A master that vanished is an error (the stream fails).
+ */
+async function runWatch(client: LiveswapClient, json: boolean): Promise<number> {
+  const abort = new AbortController();
+  const stop = () => {
+    // A second Ctrl-C while the first is being handled: leave now (the terminal view restores the cursor on exit).
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let outputGone = false;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (!outputGone && error.code !== 'EPIPE') process.stderr.write(`liveswap: cannot write the output: ${error.message}\n`);
+    outputGone = true;
+    abort.abort();
+  });
+  const events = client.watch({ signal: abort.signal });
+  try {
+    if (!json && process.stdout.isTTY) {
+      await watchOnTerminal(events, process.stdout, client.endpoint);
+    } else {
+      for await (const item of events) {
+        if (outputGone) break;
+        print(json ? watchItemJson(item) : watchItemText(item));
+      }
+    }
+  } catch (error) {
+    // Killed, crashed, or the network between us broke: the stream dies without an end.
+    if (error instanceof LiveswapClientError && error.code === status.UNAVAILABLE && !/^no master at/.test(error.message)) {
+      throw new LiveswapClientError(error.code, `lost the master at ${client.endpoint}: ${error.message.replace(/^./, (c) => c.toLowerCase())}`);
+    }
+    throw error;
+  }
+  if (!abort.signal.aborted) process.stderr.write('liveswap: the master ended the stream (it stopped)\n');
+  return EXIT.ok;
 }
 
 async function runClientCommand(command: Command, args: Args): Promise<number> {
@@ -163,16 +211,8 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
         print(json ? JSON.stringify(GetStatusResponse.toJSON(result)) : statusText(result));
         return EXIT.ok;
       }
-      case 'watch': {
-        const abort = new AbortController();
-        process.once('SIGINT', () => abort.abort());
-        process.once('SIGTERM', () => abort.abort());
-        for await (const item of client.watch({ signal: abort.signal })) {
-          print(json ? watchItemJson(item) : watchItemText(item));
-        }
-        if (!abort.signal.aborted) process.stderr.write('liveswap: the master ended the stream (it stopped)\n');
-        return EXIT.ok;
-      }
+      case 'watch':
+        return await runWatch(client, json);
       case 'start':
         throw new Error('unreachable');
     }

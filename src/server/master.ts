@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from './config.js';
 import { isJsonValue } from '../json.js';
-import { aborted, failedPrecondition, invalidArgument, LiveswapError, unavailable } from './errors.js';
+import { aborted, failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from './errors.js';
 import { runPreUpgradeHook } from './hook.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
 import type { Logger } from './logger.js';
@@ -83,8 +83,21 @@ export interface MasterStatus {
   respawnsPending: number;
 }
 
+/** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
+export type UpgradeOutcomeName = 'ok' | 'rolled_back' | 'vetoed' | 'aborted' | 'failed';
+
+export interface UpgradeReport {
+  outcome: UpgradeOutcomeName;
+  /** From the start of the operation (hook included) to its end (rollback included). */
+  durationMs: number;
+}
+
 export interface MasterEvents {
   transition: [event: PoolTransition];
+  /** An upgrade ended: succeeded, rolled back, vetoed by the hook, cancelled by Die, or failed otherwise. */
+  upgrade: [report: UpgradeReport];
+  /** A broadcast was delivered. */
+  broadcast: [result: BroadcastResult];
   output: [worker: WorkerHandle, stream: 'stdout' | 'stderr', line: string];
   /** Every worker has stopped after Die; the owner should now close the control server and exit. */
   stopped: [];
@@ -182,11 +195,18 @@ export class Master extends EventEmitter<MasterEvents> {
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
-    return this.exclusive('upgrade', async (signal) => {
+    // For the `upgrade` event: set once the operation runs, and once the hook has agreed.
+    let began: number | undefined;
+    let hookPassed = false;
+    const report = (outcome: UpgradeOutcomeName) =>
+      this.emit('upgrade', { outcome, durationMs: Date.now() - began! });
+    const result = this.exclusive('upgrade', async (signal) => {
       // On a master that has run nothing yet this is a start, one worker at a time.
       const from = this.current;
-      const began = Date.now();
+      const startedAt = Date.now();
+      began = startedAt;
       if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
+      hookPassed = true;
       const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
       const outcome = await rollingUpgrade({
@@ -206,7 +226,7 @@ export class Master extends EventEmitter<MasterEvents> {
           if (this.operation) this.operation.respawnsAllowed = true;
         },
       });
-      const durationMs = Date.now() - began;
+      const durationMs = Date.now() - startedAt;
       this.log.info(`upgrade to generation ${to.generation} done in ${durationMs} ms`);
       return {
         generation: to.generation,
@@ -216,6 +236,13 @@ export class Master extends EventEmitter<MasterEvents> {
         killedAtDrainTimeout: outcome.killedAtDrainTimeout,
       };
     });
+    result.then(
+      () => report('ok'),
+      (error: unknown) => {
+        if (began !== undefined) report(upgradeOutcomeOf(error, hookPassed));
+      },
+    );
+    return result;
   }
 
   /** SIGKILL every worker, then fork a fresh pool on the current target. */
@@ -246,7 +273,9 @@ export class Master extends EventEmitter<MasterEvents> {
     if (this.stopping) throw unavailable('the master is shutting down');
     if (this.pool.ready().length === 0) throw failedPrecondition('no ready worker to deliver the message to');
     const workerIds = await this.pool.broadcast(value);
-    return { delivered: workerIds.length, workerIds };
+    const result = { delivered: workerIds.length, workerIds };
+    this.emit('broadcast', result);
+    return result;
   }
 
   /**
@@ -421,3 +450,10 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 }
 
+/** A failed upgrade's outcome, from the error exclusive() rethrew and how far it got. */
+function upgradeOutcomeOf(error: unknown, hookPassed: boolean): UpgradeOutcomeName {
+  if (!(error instanceof LiveswapError)) return 'failed';
+  if (error.code === Status.UNAVAILABLE) return 'aborted'; // cancelled by Die
+  if (error.code === Status.FAILED_PRECONDITION) return hookPassed ? 'rolled_back' : 'vetoed';
+  return 'failed';
+}

@@ -12,6 +12,7 @@ import type { Launcher } from './launcher.js';
 import { createLogger, type Logger, type LoggerOptions } from './logger.js';
 import { resolveMasterConfig, type MasterConfig } from './config.js';
 import { Master } from './master.js';
+import type { MetricsEndpoint, MetricsServer } from './metrics.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -19,6 +20,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Where the control service listens; false for none (API use only). */
   control: ControlEndpoint | false;
   log?: LoggerOptions;
+  /** Serve Prometheus metrics over HTTP at /metrics here (see metrics.ts); none by default. */
+  metrics?: MetricsEndpoint;
   /** Worker stdout/stderr: copied to ours with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
   /**
@@ -34,6 +37,8 @@ export interface RunningMaster {
   master: Master;
   control: ControlServer | undefined;
   log: Logger;
+  /** The metrics endpoint, when asked for. */
+  metrics: MetricsServer | undefined;
   /** Resolves after Die: every worker has exited and the control server is closed. */
   stopped: Promise<void>;
 }
@@ -60,18 +65,24 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   // Everything that can be checked is checked before anything binds or forks.
   if (options.target) resolveTarget(options.target);
+  // prom-client is loaded only by a master that serves metrics, not by every CLI command.
+  const metricsModule = options.metrics ? await import('./metrics.js') : undefined;
+  if (options.metrics) metricsModule!.checkMetricsEndpoint(options.metrics);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
     if (problem) throw invalidArgument(problem);
   }
 
+  const metrics = metricsModule && new metricsModule.MasterMetrics(master);
   if (options.foreground) becomeForegroundMaster(master, log);
 
   let control: ControlServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   // Listen before anything can stop the master (a signal during start-up).
   const stopped = new Promise<void>((resolve) => {
     master.once('stopped', () => {
-      void (control?.close() ?? Promise.resolve()).then(() => {
+      void Promise.all([control?.close(), metricsServer?.close()]).then(() => {
+        metrics?.dispose();
         log.info('master stopped');
         resolve();
       });
@@ -93,8 +104,15 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       await giveUp(unavailable('the master was stopped while starting'));
     }
   }
+  if (metricsModule && metrics && options.metrics) {
+    metricsServer = await metricsModule.startMetricsServer(metrics, options.metrics, log).catch(giveUp);
+    if (master.isStopping) {
+      await metricsServer.close();
+      await giveUp(unavailable('the master was stopped while starting'));
+    }
+  }
   if (options.target) await master.start(options.target).catch(giveUp);
-  return { master, control, log, stopped };
+  return { master, control, log, metrics: metricsServer, stopped };
 }
 
 /**

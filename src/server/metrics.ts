@@ -1,0 +1,247 @@
+/**
+ * Prometheus metrics for one master, and the HTTP endpoint that serves them.
+ *
+ * Everything is fed from the master's own events (worker transitions, pool
+ * exits, upgrade reports, broadcasts) and read at scrape time (counts by
+ * state), so no other module calls prom-client. Each master has its own
+ * Registry, never the global one: the API can run several masters in one
+ * process, and an app embedding liveswap keeps its own metrics to itself.
+ *
+ * The endpoint is plain, unauthenticated HTTP: bind it to loopback (the
+ * default) or to a network only your scraper can reach.
+ */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { invalidArgument, LiveswapError, Status } from './errors.js';
+import type { Logger } from './logger.js';
+import type { BroadcastResult, Master, UpgradeOutcomeName, UpgradeReport } from './master.js';
+import type { PoolTransition } from './pool.js';
+import type { ExitInfo, WorkerHandle } from './worker-handle.js';
+
+export const METRICS_PREFIX = 'liveswap_';
+
+export interface MetricsEndpoint {
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+const UPGRADE_OUTCOMES: readonly UpgradeOutcomeName[] = ['ok', 'rolled_back', 'vetoed', 'aborted', 'failed'];
+const LIVE_STATES = ['starting', 'ready', 'draining'] as const;
+
+/** An upgrade takes a ready wait per worker plus the stability window: from under a second to minutes. */
+const UPGRADE_BUCKETS = [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+/** An idle worker drains in milliseconds; one with long requests up to the drain timeout (30 s by default). */
+const DRAIN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The metrics of one master, in a registry of their own. Call dispose() when the master is gone. */
+export class MasterMetrics {
+  readonly registry = new Registry();
+  private readonly drainingSince = new Map<number, number>();
+  private readonly unsubscribe: () => void;
+
+  constructor(master: Master, { processMetrics = true }: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    const p = METRICS_PREFIX;
+
+    new Gauge({
+      name: `${p}workers`,
+      help: 'Workers by state (exited workers are gone and not counted).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts = master.pool.counts();
+        for (const state of LIVE_STATES) this.set({ state }, counts[state]);
+      },
+    });
+    new Gauge({
+      name: `${p}pool_size`,
+      help: 'The configured number of workers.',
+      registers,
+      collect() {
+        this.set(master.config.forks);
+      },
+    });
+    new Gauge({
+      name: `${p}generation`,
+      help: 'The generation of the release now serving (0 before the first start).',
+      registers,
+      collect() {
+        this.set(master.status().generation);
+      },
+    });
+    const restarts = new Counter({
+      name: `${p}worker_restarts_total`,
+      help: 'Crashed workers respawned by the master (after the crash backoff).',
+      registers,
+    });
+    const crashes = new Counter({
+      name: `${p}worker_crashes_total`,
+      help: 'Workers that exited without being asked to: a crash, or a release that failed to boot.',
+      registers,
+    });
+    const upgrades = new Counter({
+      name: `${p}upgrades_total`,
+      help: 'Upgrades that ran, by outcome: ok, rolled_back, vetoed (pre-upgrade hook), aborted (cancelled by Die), failed.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    const upgradeSeconds = new Histogram({
+      name: `${p}upgrade_duration_seconds`,
+      help: 'Upgrade duration by outcome, from the request (hook included) to the end (rollback included).',
+      labelNames: ['outcome'],
+      buckets: UPGRADE_BUCKETS,
+      registers,
+    });
+    const drainSeconds = new Histogram({
+      name: `${p}drain_duration_seconds`,
+      help: 'Per drained worker: from the drain request to its exit (killed at the drain timeout included).',
+      buckets: DRAIN_BUCKETS,
+      registers,
+    });
+    const drainKills = new Counter({
+      name: `${p}drain_timeout_kills_total`,
+      help: 'Draining workers killed (SIGKILL) at the drain timeout.',
+      registers,
+    });
+    const broadcasts = new Counter({
+      name: `${p}broadcasts_total`,
+      help: 'Broadcast calls delivered to at least one worker.',
+      registers,
+    });
+    const deliveries = new Counter({
+      name: `${p}broadcast_deliveries_total`,
+      help: 'Broadcast messages delivered, one per worker reached.',
+      registers,
+    });
+    // Every outcome is present from the first scrape, so rate() and alerts see a 0, not a gap.
+    for (const outcome of UPGRADE_OUTCOMES) upgrades.inc({ outcome }, 0);
+
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
+
+    const onTransition = ({ worker, from, to, time }: PoolTransition) => {
+      // Only the master's crash respawn passes a restart count to a new worker.
+      if (from === undefined && worker.restarts > 0) restarts.inc();
+      if (to === 'draining') this.drainingSince.set(worker.id, time.getTime());
+    };
+    const onExit = (worker: WorkerHandle, info: ExitInfo) => {
+      if (!info.expected) crashes.inc();
+      if (worker.killedAtDrainTimeout) drainKills.inc();
+      const since = this.drainingSince.get(worker.id);
+      if (since !== undefined) {
+        this.drainingSince.delete(worker.id);
+        drainSeconds.observe((Date.now() - since) / 1000);
+      }
+    };
+    const onUpgrade = ({ outcome, durationMs }: UpgradeReport) => {
+      upgrades.inc({ outcome });
+      upgradeSeconds.observe({ outcome }, durationMs / 1000);
+    };
+    const onBroadcast = ({ delivered }: BroadcastResult) => {
+      broadcasts.inc();
+      deliveries.inc(delivered);
+    };
+    master.pool.on('transition', onTransition);
+    master.pool.on('exit', onExit);
+    master.on('upgrade', onUpgrade);
+    master.on('broadcast', onBroadcast);
+    this.unsubscribe = () => {
+      master.pool.off('transition', onTransition);
+      master.pool.off('exit', onExit);
+      master.off('upgrade', onUpgrade);
+      master.off('broadcast', onBroadcast);
+    };
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+    this.registry.clear();
+  }
+}
+
+export interface MetricsServer {
+  /** The scrape URL, e.g. "http://127.0.0.1:9464/metrics". */
+  readonly url: string;
+  /** "127.0.0.1:9464" */
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+/** Throws INVALID_ARGUMENT for a port or address that cannot be bound as given. */
+export function checkMetricsEndpoint(where: MetricsEndpoint): void {
+  if (!Number.isInteger(where.port) || where.port < 0 || where.port > 65535) {
+    throw invalidArgument(`metricsPort must be a whole number from 0 to 65535, got ${where.port}`);
+  }
+  if (net.isIP(where.address) === 0 && where.address !== 'localhost') {
+    throw invalidArgument(`metricsAddress must be an IP address (like 127.0.0.1 or ::1), got "${where.address}"`);
+  }
+}
+
+function hostPort(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** Serves GET /metrics over HTTP. A bind failure is one LiveswapError naming the address and why. */
+export async function startMetricsServer(metrics: MasterMetrics, where: MetricsEndpoint, log: Logger): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are at /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'Content-Type': 'text/plain', Allow: 'GET, HEAD' }).end('use GET\n');
+      return;
+    }
+    metrics.text().then(
+      (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (error: unknown) => {
+        log.error(`metrics: ${(error as Error)?.stack ?? String(error)}`);
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('could not collect the metrics\n');
+      },
+    );
+  });
+  // A scraper keeps its connection alive between scrapes; that must not hold up the master's exit.
+  server.keepAliveTimeout = 5000;
+
+  const requested = hostPort(where.address, where.port);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((error: NodeJS.ErrnoException) => {
+    const why =
+      error.code === 'EADDRINUSE'
+        ? 'address already in use'
+        : error.code === 'EACCES'
+          ? 'permission denied'
+          : error.code === 'EADDRNOTAVAIL'
+            ? 'address not available on this machine'
+            : error.message;
+    throw new LiveswapError(Status.UNAVAILABLE, `cannot serve metrics on ${requested}: ${why}`);
+  });
+  const endpoint = hostPort(where.address, (server.address() as AddressInfo).port);
+  const url = `http://${endpoint}/metrics`;
+  log.info(`metrics on ${url}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    endpoint,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
