@@ -28,6 +28,15 @@ const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 /** How long -u/-k wait for the last progress lines after the reply. */
 const PROGRESS_TAIL_MAX_MS = 2000;
+/**
+ * How long -u/-k hold progress lines back. A call the master refuses before
+ * running it (another operation in progress, a bad target) is answered
+ * within a round trip; the transitions seen meanwhile belong to someone
+ * else's operation and must not be printed as ours.
+ */
+const PROGRESS_HOLD_MS = 300;
+/** Refusals that mean the operation never ran. */
+const NEVER_RAN = new Set<number>([status.ABORTED, status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
 
 
 
@@ -94,16 +103,28 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   const first = await events.next(); // The snapshot: from here on, no transition is missed.
   if (first.done || first.value.event?.$case !== 'snapshot') return operation();
   let lastSeen = first.value.event.snapshot.sequence;
+  let held: string[] | undefined = [];
+  const release = () => {
+    for (const line of held ?? []) print(line);
+    held = undefined;
+  };
+  const holding = setTimeout(release, PROGRESS_HOLD_MS);
   const printing = (async () => {
     for await (const item of events) {
       if (item.event?.$case !== 'transition') continue;
       lastSeen = item.event.transition.sequence;
-      print(`  ${describeTransition(item.event.transition)}`);
+      const line = `  ${describeTransition(item.event.transition)}`;
+      if (held) held.push(line);
+      else print(line);
     }
   })().catch(() => {});
   try {
     return await operation();
+  } catch (error) {
+    if (held && error instanceof LiveswapClientError && NEVER_RAN.has(error.code)) held = undefined;
+    throw error;
   } finally {
+    clearTimeout(holding);
     // Every transition the operation caused happened before its reply, but the
     // stream may deliver the last ones just after it: read up to the master's
     // current sequence number (bounded, in case the master went away).
@@ -112,6 +133,7 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
     while (lastSeen < upTo && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     abort.abort();
     await printing;
+    release();
   }
 }
 
