@@ -35,11 +35,27 @@ const UPGRADE_BUCKETS = [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 /** An idle worker drains in milliseconds; one with long requests up to the drain timeout (30 s by default). */
 const DRAIN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/**
+ * The process metrics (CPU, memory, event-loop delay…) describe the process,
+ * not a master, and prom-client's event-loop monitor cannot be switched off
+ * once started: one registry per process, shared by every master in it, so
+ * in-process masters created and closed repeatedly leave nothing running.
+ */
+let sharedProcessRegistry: Registry | undefined;
+function processMetricsRegistry(): Registry {
+  if (!sharedProcessRegistry) {
+    sharedProcessRegistry = new Registry();
+    collectDefaultMetrics({ register: sharedProcessRegistry, prefix: METRICS_PREFIX });
+  }
+  return sharedProcessRegistry;
+}
+
 /** The metrics of one master, in a registry of their own. Call dispose() when the master is gone. */
 export class MasterMetrics {
   readonly registry = new Registry();
   private readonly drainingSince = new Map<number, number>();
   private readonly unsubscribe: () => void;
+  private readonly processRegistry: Registry | undefined;
 
   constructor(master: Master, { processMetrics = true }: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -118,7 +134,7 @@ export class MasterMetrics {
     // Every outcome is present from the first scrape, so rate() and alerts see a 0, not a gap.
     for (const outcome of UPGRADE_OUTCOMES) upgrades.inc({ outcome }, 0);
 
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
+    this.processRegistry = processMetrics ? processMetricsRegistry() : undefined;
 
     const onTransition = ({ worker, from, to, time }: PoolTransition) => {
       // Only the master's crash respawn passes a restart count to a new worker.
@@ -155,8 +171,9 @@ export class MasterMetrics {
   }
 
   /** The Prometheus text exposition of every metric. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  async text(): Promise<string> {
+    const own = await this.registry.metrics();
+    return this.processRegistry ? `${await this.processRegistry.metrics()}\n${own}` : own;
   }
 
   dispose(): void {
