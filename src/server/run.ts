@@ -4,7 +4,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
-import { startControlServer, type ControlEndpoint, type ControlServer } from './control-server.js';
+import {
+  checkControlSecurity,
+  serverCredentials,
+  startControlServer,
+  type ControlEndpoint,
+  type ControlSecurity,
+  type ControlServer,
+} from './control-server.js';
 import { invalidArgument, unavailable } from './errors.js';
 import { checkPreUpgradeHook } from './hook.js';
 import { resolveTarget } from './target.js';
@@ -18,6 +25,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   target?: string;
   /** Where the control service listens; false for none (API use only). */
   control: ControlEndpoint | false;
+  /** TLS, --insecure and the token's state directory (TCP control). */
+  security?: ControlSecurity;
   log?: LoggerOptions;
   /** Worker stdout/stderr: copied to ours with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
@@ -59,6 +68,10 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   }
 
   // Everything that can be checked is checked before anything binds or forks.
+  if (options.control !== false) {
+    checkControlSecurity(options.control, options.security);
+    serverCredentials(options.security);
+  }
   if (options.target) resolveTarget(options.target);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
@@ -86,7 +99,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   };
 
   if (options.control !== false) {
-    control = await startControlServer(master, options.control, log).catch(giveUp);
+    control = await startControlServer(master, options.control, log, options.security).catch(giveUp);
     if (master.isStopping) {
       // Stopped while we were binding: nobody else will close it.
       await control.close();
