@@ -17,10 +17,8 @@ import path from 'node:path';
 import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../token-file.js';
 import { generateToken, tokenInterceptor } from './auth.js';
 import { invalidArgument, LiveswapError, Status } from './errors.js';
-import { addHealthService } from './health.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
-import { addReflectionService } from './reflection.js';
 import { createService, LiveswapServiceService } from './service.js';
 
 export type ControlEndpoint = { socket: string } | { address: string; port: number };
@@ -175,6 +173,8 @@ export async function startControlServer(
   const server = new Server(token ? { interceptors: [tokenInterceptor(token)] } : {});
   const service = createService(master, log);
   server.addService(LiveswapServiceService, service.implementation);
+  // Loaded here, not at import: the CLI's client commands never pay for them.
+  const [{ addHealthService }, { addReflectionService }] = await Promise.all([import('./health.js'), import('./reflection.js')]);
   const stopHealth = addHealthService(server, master);
   addReflectionService(server, log);
 
