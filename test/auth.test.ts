@@ -97,6 +97,9 @@ test('TCP control: every RPC needs the token; the CLI and connect() find it in t
   assert.equal(wrong.code, 4);
   assert.match(oneLine(wrong.stderr), /^liveswap: wrong token: .*\(client: sent the token in LIVESWAP_TOKEN\)$/);
 
+  // Refusals are logged, the token never.
+  assert.match(master.stderr(), /refused \/liveswap\.v1\.LiveswapService\/WatchWorkers from 127\.0\.0\.1:\d+: missing token/);
+  assert.match(master.stderr(), /refused \/liveswap\.v1\.LiveswapService\/Upgrade from 127\.0\.0\.1:\d+: wrong token/);
   assert.ok(!master.stderr().includes(token) && !master.stdout().includes(token), 'the token is never logged');
   await master.stop();
   assert.equal(fs.existsSync(tokenFile), false, 'a clean exit removes the token file');

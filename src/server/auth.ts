@@ -15,6 +15,7 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 import crypto from 'node:crypto';
+import type { Logger } from './logger.js';
 
 /** Services anyone who can connect may call (see the README's Security section). */
 const OPEN_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1.ServerReflection/', '/grpc.reflection.v1alpha.ServerReflection/'];
@@ -43,7 +44,8 @@ function refusal(metadata: Metadata, expected: Buffer): string | undefined {
   return undefined;
 }
 
-export function tokenInterceptor(token: string): ServerInterceptor {
+/** Refused calls are logged (method, peer and why; never a token) so an operator sees a misconfigured or hostile client. */
+export function tokenInterceptor(token: string, log: Logger): ServerInterceptor {
   const expected = digest(token);
   return (methodDescriptor, call) => {
     if (OPEN_SERVICES.some((prefix) => methodDescriptor.path.startsWith(prefix))) return new ServerInterceptingCall(call);
@@ -52,7 +54,10 @@ export function tokenInterceptor(token: string): ServerInterceptor {
         next({
           onReceiveMetadata(metadata, nextMetadata) {
             const why = refusal(metadata, expected);
-            if (why) call.sendStatus({ code: status.UNAUTHENTICATED, details: why });
+            if (why) {
+              log.warn(`refused ${methodDescriptor.path} from ${call.getPeer()}: ${why.slice(0, why.indexOf(':'))}`);
+              call.sendStatus({ code: status.UNAUTHENTICATED, details: why });
+            }
             else nextMetadata(metadata);
           },
         });

@@ -170,7 +170,7 @@ export async function startControlServer(
   const credentials = serverCredentials(security);
   if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
   const token = 'socket' in endpoint ? undefined : generateToken();
-  const server = new Server(token ? { interceptors: [tokenInterceptor(token)] } : {});
+  const server = new Server(token ? { interceptors: [tokenInterceptor(token, log)] } : {});
   const service = createService(master, log);
   server.addService(LiveswapServiceService, service.implementation);
   // Loaded here, not at import: the CLI's client commands never pay for them.
@@ -218,7 +218,7 @@ export async function startControlServer(
       : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFile}`;
   log.info(`control service listening on ${target} (${protection})`);
   if (!('socket' in endpoint) && !security.tls && !isLoopback(endpoint.address)) {
-    log.warn(`--insecure: control on ${target} is not encrypted; the token and every call cross the network in clear text`);
+    log.warn(`insecure: control on ${target} has no TLS; the token and every call cross the network in clear text`);
   }
 
   let closing: Promise<void> | undefined;
