@@ -180,37 +180,41 @@ export async function startControlServer(
 
   let target: string;
   let tokenFile: string | undefined;
-  if ('socket' in endpoint) {
-    const socketPath = path.resolve(endpoint.socket);
-    await prepareSocket(socketPath);
-    target = `unix:${socketPath}`;
-    // Created 0600 from the start: there is no moment a stranger could connect.
-    const previousUmask = process.umask(0o177);
-    try {
-      await bind(server, target, credentials);
-    } catch (error) {
-      throw explainBindError(target, error as Error);
-    } finally {
-      process.umask(previousUmask);
+  try {
+    if ('socket' in endpoint) {
+      const socketPath = path.resolve(endpoint.socket);
+      await prepareSocket(socketPath);
+      target = `unix:${socketPath}`;
+      // Created 0600 from the start: there is no moment a stranger could connect.
+      const previousUmask = process.umask(0o177);
+      try {
+        await bind(server, target, credentials);
+      } catch (error) {
+        throw explainBindError(target, error as Error);
+      } finally {
+        process.umask(previousUmask);
+      }
+      fs.chmodSync(socketPath, 0o600);
+    } else {
+      const requested = describeEndpoint(endpoint);
+      let port: number;
+      try {
+        port = await bind(server, requested, credentials);
+      } catch (error) {
+        throw explainBindError(requested, error as Error);
+      }
+      target = describeEndpoint({ address: endpoint.address, port });
+      tokenFile = tokenFilePath(endpoint.address, port, security.stateDir);
+      try {
+        writeTokenFile(tokenFile, token!);
+      } catch (error) {
+        server.forceShutdown();
+        throw invalidArgument(`cannot write the control token to ${tokenFile}: ${(error as Error).message}`);
+      }
     }
-    fs.chmodSync(socketPath, 0o600);
-  } else {
-    const requested = describeEndpoint(endpoint);
-    let port: number;
-    try {
-      port = await bind(server, requested, credentials);
-    } catch (error) {
-      throw explainBindError(requested, error as Error);
-    }
-    target = describeEndpoint({ address: endpoint.address, port });
-    tokenFile = tokenFilePath(endpoint.address, port, security.stateDir);
-    try {
-      writeTokenFile(tokenFile, token!);
-    } catch (error) {
-      stopHealth();
-      server.forceShutdown();
-      throw invalidArgument(`cannot write the control token to ${tokenFile}: ${(error as Error).message}`);
-    }
+  } catch (error) {
+    stopHealth();
+    throw error;
   }
   const protection =
     'socket' in endpoint
