@@ -32,7 +32,7 @@ import { runMaster } from './server/run.js';
 export { connect, endpointOf, LiveswapClientError } from './client/index.js';
 /** The generated wire types and enums (WorkerState, ReadyMode, …), for connect() users. */
 export * as proto from './gen/liveswap/v1/liveswap.js';
-export type { ConnectOptions, LiveswapClient } from './client/index.js';
+export type { ConnectOptions, LiveswapClient, TlsClientOptions } from './client/index.js';
 export { LiveswapError } from './server/errors.js';
 export { DEFAULTS, MAX_FORKS } from './server/defaults.js';
 export type { ReadyMode } from './server/launcher.js';
@@ -65,6 +65,12 @@ export interface LiveswapOptions {
   socket?: string;
   /** false: no control service at all, this handle is the only way in. */
   control?: boolean;
+  /** TLS for TCP control: PEM file paths; with `ca`, clients must present a certificate it signed (mTLS). */
+  tls?: { cert: string; key: string; ca?: string };
+  /** Allow a non-loopback `address` without TLS. */
+  insecure?: boolean;
+  /** Where the TCP control token file goes (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap). */
+  stateDir?: string;
   /** Module that may veto upgrades: `function (data, cb)` or an async function. */
   preUpgrade?: string;
   readyMode?: ReadyMode;
@@ -92,6 +98,8 @@ export interface Liveswap {
   readonly endpoint: string | undefined;
   /** The metrics scrape URL ("http://127.0.0.1:9464/metrics"), or undefined without metricsPort. */
   readonly metricsUrl: string | undefined;
+  /** The file holding the TCP control token (mode 0600), or undefined on a unix socket or with control: false. */
+  readonly tokenFile: string | undefined;
   /** The master itself: an EventEmitter of `transition` and `output` events. */
   readonly master: Master;
   /** Resolves once the master has stopped (after die()). */
@@ -120,6 +128,13 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
         : options.socket
           ? { socket: options.socket }
           : { address: options.address ?? DEFAULTS.address, port: options.port ?? DEFAULTS.port },
+    security: {
+      ...(options.tls && {
+        tls: { cert: fromHere(options.tls.cert), key: fromHere(options.tls.key), ...(options.tls.ca && { ca: fromHere(options.tls.ca) }) },
+      }),
+      ...(options.insecure && { insecure: true }),
+      ...(options.stateDir !== undefined && { stateDir: fromHere(options.stateDir) }),
+    },
     ...(options.forks !== undefined && { forks: options.forks }),
     ...(options.preUpgrade !== undefined && { preUpgrade: fromHere(options.preUpgrade) }),
     ...(options.readyMode !== undefined && { readyMode: options.readyMode }),
@@ -140,6 +155,7 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
   return {
     endpoint: running.control?.target,
     metricsUrl: running.metrics?.url,
+    tokenFile: running.control?.tokenFile,
     master,
     stopped: running.stopped,
     upgrade: (target, upgradeOptions) => master.upgrade(fromHere(target), upgradeOptions),

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import yargs from 'yargs';
 import { MAX_TIMER_MS } from '../server/config.js';
+import { isLoopback } from '../server/control-server.js';
 import { DEFAULTS, MAX_FORKS } from '../server/defaults.js';
 
 export class UsageError extends Error {}
@@ -31,7 +32,14 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'drain-timeout': ['start', 'upgrade', 'die'],
   force: ['die'],
   json: CLIENT_COMMANDS,
+  insecure: ['start'],
+  token: CLIENT_COMMANDS,
+  tls: CLIENT_COMMANDS,
+  'tls-server-name': CLIENT_COMMANDS,
 };
+
+/** Options of TCP control only: a unix socket is protected by its file mode. */
+const TCP_ONLY = ['token', 'state-dir', 'tls', 'tls-cert', 'tls-key', 'tls-ca', 'tls-server-name', 'insecure'] as const;
 
 export function parser(argv: string[]) {
   return (
@@ -73,6 +81,14 @@ export function parser(argv: string[]) {
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
       .option('metrics-port', { type: 'number', describe: 'With -s: serve Prometheus metrics at http://ADDR:PORT/metrics (0 picks a free port; unauthenticated)' })
       .option('metrics-address', { type: 'string', describe: `With --metrics-port: the address to serve metrics on (default ${DEFAULTS.address})` })
+      .option('token', { type: 'string', describe: 'The master\'s control token (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
+      .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
+      .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
+      .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert', group: 'Security (TCP control):' })
+      .option('tls-ca', { type: 'string', describe: 'PEM CA: with -s, clients must present a certificate it signed (mTLS); otherwise the CA to trust for the master\'s certificate', group: 'Security (TCP control):' })
+      .option('tls-server-name', { type: 'string', describe: 'The name to check the master\'s certificate against (default: the address)', group: 'Security (TCP control):' })
+      .option('tls', { type: 'boolean', describe: 'Connect with TLS, trusting the system\'s CAs (implied by --tls-ca, --tls-cert)', group: 'Security (TCP control):' })
+      .option('insecure', { type: 'boolean', describe: 'With -s: allow a non-loopback --address without TLS (clear text)', group: 'Security (TCP control):' })
       // A flag given twice takes its last value, as in most CLIs (not a list).
       .parserConfiguration({ 'duplicate-arguments-array': false })
       .strict()
@@ -137,6 +153,7 @@ export function checkArgs(args: Args): Command {
       throw new UsageError('--socket and -p/-a are alternatives: give one or the other');
     }
   }
+  checkSecurityArgs(args, command);
   // A master may bind port 0 (any free port); a client must name a real one.
   wholeNumber('port', args.port, command === 'start' ? 0 : 1, 65535);
   wholeNumber('metrics-port', args['metrics-port'], 0, 65535);
@@ -151,6 +168,28 @@ export function checkArgs(args: Args): Command {
     throw new UsageError(`--address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args.address}"`);
   }
   return command;
+}
+
+function checkSecurityArgs(args: Args, command: Command): void {
+  for (const flag of [...TCP_ONLY, 'socket'] as const) {
+    if (typeof args[flag] === 'string' && args[flag] === '') throw new UsageError(`--${flag} needs a value`);
+  }
+  if (args.socket !== undefined) {
+    const tcpOnly = TCP_ONLY.find((flag) => given(args, flag));
+    if (tcpOnly) throw new UsageError(`--${tcpOnly} applies to TCP control, not to --socket (the socket's file mode protects it)`);
+    return;
+  }
+  if (given(args, 'tls-cert') !== given(args, 'tls-key')) throw new UsageError('--tls-cert and --tls-key go together');
+  if (command !== 'start') return;
+  if (given(args, 'tls-ca') && !given(args, 'tls-cert')) {
+    throw new UsageError('--tls-ca on the master requires client certificates, which needs TLS: give --tls-cert and --tls-key too');
+  }
+  const address = bare(args.address ?? DEFAULTS.address);
+  if (!given(args, 'tls-cert') && !args.insecure && net.isIP(address) !== 0 && !isLoopback(address)) {
+    throw new UsageError(
+      `refusing to serve control on ${address} without TLS: give --tls-cert and --tls-key, or --insecure to accept clear text`,
+    );
+  }
 }
 
 /** `[::1]` → `::1`: people copy addresses from URLs. */

@@ -3,12 +3,13 @@
  * other command is a gRPC client of a running master (src/client).
  *
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage, 3 no master
- * reachable. Failures print one line on stderr, never a stack trace.
+ * reachable, 4 the master refused the token. Failures print one line on stderr, never a stack trace.
  */
 import { status } from '@grpc/grpc-js';
 import path from 'node:path';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
-import type { ControlEndpoint } from '../server/control-server.js';
+import type { ControlEndpoint, ControlSecurity } from '../server/control-server.js';
+import type { ConnectOptions } from '../client/index.js';
 import {
   BroadcastResponse,
   DieResponse,
@@ -24,7 +25,7 @@ import { bare, checkArgs, parser, UsageError, type Args, type Command } from './
 import { describeTransition, statusText, watchItemJson, watchItemText } from './format.js';
 import { watchOnTerminal } from './watch-view.js';
 
-const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthenticated: 4 } as const;
 
 /** How long -u/-k wait for the last progress lines after the reply. */
 const PROGRESS_TAIL_MAX_MS = 2000;
@@ -51,6 +52,34 @@ function controlEndpoint(args: Args): ControlEndpoint {
     : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port };
 }
 
+/** The master's protection of its TCP control: TLS, --insecure, where its token file goes. */
+function masterSecurity(args: Args): ControlSecurity {
+  return {
+    ...(args['tls-cert'] !== undefined && {
+      tls: { cert: absolute(args['tls-cert']), key: absolute(args['tls-key']!), ...(args['tls-ca'] !== undefined && { ca: absolute(args['tls-ca']) }) },
+    }),
+    ...(args.insecure && { insecure: true }),
+    ...(args['state-dir'] !== undefined && { stateDir: absolute(args['state-dir']) }),
+  };
+}
+
+/** How a client command reaches the master: endpoint, token, TLS. */
+function clientOptions(args: Args): ConnectOptions {
+  const useTls = Boolean(args.tls || args['tls-ca'] || args['tls-cert'] || args['tls-server-name']);
+  return {
+    ...controlEndpoint(args),
+    ...(args.token !== undefined && { token: args.token }),
+    ...(args['state-dir'] !== undefined && { stateDir: absolute(args['state-dir']) }),
+    ...(useTls && {
+      tls: {
+        ...(args['tls-ca'] !== undefined && { ca: absolute(args['tls-ca']) }),
+        ...(args['tls-cert'] !== undefined && { cert: absolute(args['tls-cert']), key: absolute(args['tls-key']!) }),
+        ...(args['tls-server-name'] !== undefined && { serverName: args['tls-server-name'] }),
+      },
+    }),
+  };
+}
+
 function readyModeOf(args: Args): ReadyMode {
   switch (args['ready-mode']) {
     case 'listening':
@@ -73,6 +102,7 @@ async function runStart(args: Args): Promise<number> {
   const running = await runMaster({
     ...(target && { target }),
     control: controlEndpoint(args),
+    security: masterSecurity(args),
     forks: args.forks ?? DEFAULTS.forks,
     ...(args['pre-upgrade'] !== undefined && { preUpgrade: absolute(args['pre-upgrade']) }),
     ...(args['ready-timeout'] !== undefined && { readyTimeoutMs: args['ready-timeout'] }),
@@ -181,7 +211,7 @@ async function runWatch(client: LiveswapClient, json: boolean): Promise<number> 
 }
 
 async function runClientCommand(command: Command, args: Args): Promise<number> {
-  const client = connect(controlEndpoint(args));
+  const client = connect(clientOptions(args));
   const json = Boolean(args.json);
   try {
     switch (command) {
@@ -244,6 +274,9 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // grpc-js names the TLS server by the address it connects to, and Node warns
+  // about an IP address there (DEP0123); the CLI keeps stderr to one line.
+  process.noDeprecation = true;
   let args: Args;
   try {
     args = await parser(argv).parseAsync();
@@ -266,6 +299,7 @@ export async function main(argv: string[]): Promise<number> {
         // Machines get the whole story, the failing worker's stderr included.
         print(JSON.stringify({ error: { code: error.codeName, message: error.message, stderrTail: error.stderrTail } }));
       }
+      if (error instanceof LiveswapClientError && error.code === status.UNAUTHENTICATED) return EXIT.unauthenticated;
       return error instanceof LiveswapClientError && error.message.startsWith('no master at')
         ? EXIT.unreachable
         : EXIT.failed;

@@ -27,18 +27,38 @@ export class LiveswapClientError extends Error {
 
 function unreachableReason(details: string): string | undefined {
   if (/ECONNREFUSED/.test(details)) return 'connection refused';
+  // TLS: the master and the client disagree (see the README's Security section).
+  if (/alert certificate required/.test(details)) return 'the master requires a client certificate: give --tls-cert and --tls-key';
+  if (/alert (unknown ca|bad certificate|certificate unknown|decrypt error)/.test(details)) {
+    return 'the master refused the client certificate: it is not signed by the CA the master trusts';
+  }
+  if (/self[- ]signed certificate|unable to (verify|get local issuer)|certificate verify failed|unable to get issuer/i.test(details)) {
+    return 'the master\'s TLS certificate is not trusted: give its CA with --tls-ca';
+  }
+  if (/Hostname\/IP does not match|altnames/i.test(details)) {
+    return 'the master\'s TLS certificate is for another name: connect to that name or give it with --tls-server-name';
+  }
+  if (/wrong version number|packet length too long|unknown protocol|http\/1\.x|TLSV1_ALERT_PROTOCOL_VERSION|ssl3_get_record/i.test(details)) {
+    return 'TLS mismatch: the client and the master do not agree on TLS (does the master use --tls-cert?)';
+  }
   if (/ENOENT/.test(details)) return 'no such socket';
   if (/EACCES/.test(details)) return 'permission denied';
   if (/ETIMEDOUT/.test(details)) return 'timed out';
   if (/ECONNRESET/.test(details)) return 'connection reset';
   if (/Protocol error/i.test(details)) return 'something else is listening there: it does not speak gRPC';
+  // grpc-js's word for a connection that opened but failed during set-up:
+  // in practice a TLS mismatch, e.g. plain text to a TLS master, or a client
+  // certificate the master does not trust.
+  if (/Last error: Failed to connect \(/.test(details)) {
+    return 'the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key against the master\'s TLS settings';
+  }
   // Any other failure to connect: grpc-js says "No connection established. Last error: <why> (<time>)…".
   const last = /No connection established\. Last error: (.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\.?(?: Resolution note.*)?$/.exec(details);
   return last ? last[1]!.replace(/^Error: /, '') : undefined;
 }
 
 export function wrapClientError(error: ServiceError, endpoint: string): LiveswapClientError {
-  const details = error.details || error.message;
+  const details = (error.details || error.message).replace(/\s*\n\s*/g, ' ');
   const tail = error.metadata?.get(STDERR_TAIL_KEY) ?? [];
   const stderrTail = tail.flatMap((value) => value.toString().split('\n')).filter((line) => line !== '');
   if (error.code === status.UNAVAILABLE) {

@@ -2,7 +2,8 @@
  * The typed client: the generated stubs, with promises, typed errors and
  * watch() as an async iterator. The CLI is built on it; so can your tools be.
  */
-import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import fs from 'node:fs';
 import {
   LiveswapServiceClient,
   type BroadcastResponse,
@@ -18,6 +19,7 @@ import {
 } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapClientError, wrapClientError } from './errors.js';
 import { isJsonValue } from '../json.js';
+import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../token-file.js';
 
 export { LiveswapClientError } from './errors.js';
 export * from '../gen/liveswap/v1/liveswap.js';
@@ -31,6 +33,25 @@ export interface ConnectOptions {
   socket?: string;
   /** Milliseconds each call may take; no limit by default (an upgrade may take as long as its drains). */
   deadlineMs?: number;
+  /**
+   * The master's token (TCP only). Default: $LIVESWAP_TOKEN, else the token
+   * file the master wrote for this address and port in the state directory.
+   */
+  token?: string;
+  /** The state directory to find the token file in (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap). */
+  stateDir?: string;
+  /** TLS: true to use the system's trusted roots, or the files (paths, or PEM contents as Buffers). */
+  tls?: boolean | TlsClientOptions;
+}
+
+export interface TlsClientOptions {
+  /** CA certificate(s) to trust instead of the system's roots. */
+  ca?: string | Buffer;
+  /** Client certificate and key, for a master that requires them (mTLS). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name to check the master's certificate against, when it differs from the address. */
+  serverName?: string;
 }
 
 export interface LiveswapClient {
@@ -54,20 +75,76 @@ export function endpointOf(options: ConnectOptions): string {
   return `${host}:${options.port ?? 3000}`;
 }
 
+function pem(what: string, value: string | Buffer | undefined): Buffer | null {
+  if (value === undefined) return null;
+  if (Buffer.isBuffer(value)) return value;
+  try {
+    return fs.readFileSync(value);
+  } catch (error) {
+    throw new LiveswapClientError(
+      status.INVALID_ARGUMENT,
+      `cannot read the TLS ${what} ${value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
+
+function channel(options: ConnectOptions): { creds: ChannelCredentials; channelOptions: ChannelOptions } {
+  if (!options.tls || options.socket) return { creds: credentials.createInsecure(), channelOptions: {} };
+  const tls = options.tls === true ? {} : options.tls;
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    throw new LiveswapClientError(status.INVALID_ARGUMENT, 'a TLS client certificate needs its key, and a key its certificate');
+  }
+  const creds = credentials.createSsl(pem('CA', tls.ca), pem('key', tls.key), pem('certificate', tls.cert));
+  const channelOptions: ChannelOptions = tls.serverName
+    ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }
+    : {};
+  return { creds, channelOptions };
+}
+
+/** Where the token comes from, read again at every call (a restarted master has a new one). */
+function tokenSource(options: ConnectOptions): () => { token?: string; from: string } {
+  if (options.socket) return () => ({ from: 'a unix socket needs no token' });
+  if (options.token) return () => ({ token: options.token, from: 'sent the token given to the client' });
+  const fromEnv = process.env[TOKEN_ENV];
+  if (fromEnv) return () => ({ token: fromEnv, from: `sent the token in ${TOKEN_ENV}` });
+  const file = tokenFilePath(options.address ?? '127.0.0.1', options.port ?? 3000, options.stateDir);
+  return () => {
+    const token = readTokenFile(file);
+    return token
+      ? { token, from: `sent the token from ${file}` }
+      : { from: `no --token, no ${TOKEN_ENV} and no token file ${file}; on another machine or state directory, pass the master's token` };
+  };
+}
+
 export function connect(options: ConnectOptions = {}): LiveswapClient {
   const endpoint = endpointOf(options);
-  const stub = new LiveswapServiceClient(endpoint, credentials.createInsecure());
+  const { creds, channelOptions } = channel(options);
+  const stub = new LiveswapServiceClient(endpoint, creds, channelOptions);
   const callOptions = (): CallOptions =>
     options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
+  const token = tokenSource(options);
+  let lastSource = '';
+  const metadata = (): Metadata => {
+    const md = new Metadata();
+    const source = token();
+    lastSource = source.from;
+    if (source.token) md.set('authorization', `Bearer ${source.token}`);
+    return md;
+  };
+  const wrap = (error: ServiceError, from = lastSource): LiveswapClientError => {
+    const wrapped = wrapClientError(error, endpoint);
+    if (wrapped.code !== status.UNAUTHENTICATED) return wrapped;
+    return new LiveswapClientError(wrapped.code, `${wrapped.message} (client: ${from})`, wrapped.stderrTail);
+  };
 
   function call<Req, Res>(
     method: (req: Req, md: Metadata, opts: CallOptions, cb: (e: ServiceError | null, r: Res) => void) => unknown,
     request: Req,
   ): Promise<Res> {
     return new Promise((resolve, reject) => {
-      method.call(stub, request, new Metadata(), callOptions(), (error, response) =>
-        error ? reject(wrapClientError(error, endpoint)) : resolve(response),
-      );
+      const md = metadata();
+      const from = lastSource;
+      method.call(stub, request, md, callOptions(), (error, response) => (error ? reject(wrap(error, from)) : resolve(response)));
     });
   }
 
@@ -89,7 +166,9 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
           ),
     status: () => call(stub.getStatus, {}),
     async *watch({ signal } = {}) {
-      const stream = stub.watchWorkers({});
+      const md = metadata();
+      const from = lastSource;
+      const stream = stub.watchWorkers({}, md); // No deadline: a watch lasts as long as it is read.
       let cancelledByUs = false;
       const cancel = () => {
         cancelledByUs = true;
@@ -101,7 +180,7 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
       try {
         for await (const item of stream as AsyncIterable<WatchWorkersResponse>) yield item;
       } catch (error) {
-        if (!cancelledByUs) throw wrapClientError(error as ServiceError, endpoint);
+        if (!cancelledByUs) throw wrap(error as ServiceError, from);
       } finally {
         signal?.removeEventListener('abort', cancel);
         if (!cancelledByUs) {

@@ -3,11 +3,19 @@
  * or a unix socket created with mode 0600, so only the master's user can
  * drive it. A stale socket file left by a killed master is removed; a live
  * one is refused.
+ *
+ * Over TCP every Liveswap call needs the master's token (auth.ts), written to
+ * a 0600 file in the state directory (token-file.ts) once the port is bound,
+ * and removed at close. TLS (and mTLS with a CA) is optional on loopback and
+ * required elsewhere unless `insecure` is set. Health checking and server
+ * reflection are served next to the Liveswap service.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../token-file.js';
+import { generateToken, tokenInterceptor } from './auth.js';
 import { invalidArgument, LiveswapError, Status } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
@@ -15,10 +23,73 @@ import { createService, LiveswapServiceService } from './service.js';
 
 export type ControlEndpoint = { socket: string } | { address: string; port: number };
 
+/** How the TCP control service is protected (a unix socket relies on its file mode alone). */
+export interface ControlSecurity {
+  /** PEM files: the server's certificate chain and key; with `ca`, clients must present a certificate it signed (mTLS). */
+  tls?: { cert: string; key: string; ca?: string };
+  /** Allow a non-loopback address without TLS (logged as a warning). */
+  insecure?: boolean;
+  /** Where the token file goes (default: see token-file.ts). */
+  stateDir?: string;
+}
+
 export interface ControlServer {
   /** Where clients connect: "127.0.0.1:3000", "[::1]:3000" or "unix:/path". */
   readonly target: string;
+  /** The token file (TCP only). */
+  readonly tokenFile: string | undefined;
   close(): Promise<void>;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: reachable from this machine only. */
+export function isLoopback(address: string): boolean {
+  if (address === 'localhost' || address === '::1') return true;
+  const v4 = address.replace(/^::ffff:/i, '');
+  return net.isIPv4(v4) && v4.startsWith('127.');
+}
+
+/**
+ * Refuses, before anything binds, a control address other machines can reach
+ * without TLS, unless `insecure` says so; and TLS settings on a unix socket.
+ */
+export function checkControlSecurity(endpoint: ControlEndpoint, security: ControlSecurity = {}): void {
+  if ('socket' in endpoint) {
+    if (security.tls) throw invalidArgument('TLS applies to TCP control, not to a unix socket (its file mode protects it)');
+    return;
+  }
+  if (!security.tls && !security.insecure && !isLoopback(endpoint.address)) {
+    throw invalidArgument(
+      `refusing to serve control on ${endpoint.address} without TLS: give a certificate and key (--tls-cert, --tls-key), or --insecure to accept clear text`,
+    );
+  }
+}
+
+function readPem(what: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (error) {
+    throw invalidArgument(`cannot read the TLS ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function prepareStateDir(explicit: string | undefined): void {
+  try {
+    ensureStateDir(stateDir(explicit));
+  } catch (error) {
+    throw invalidArgument(`cannot use the state directory for the control token: ${(error as Error).message}`);
+  }
+}
+
+/** Reads the PEM files (before binding, so a missing one stops start-up with one line). */
+export function serverCredentials(security: ControlSecurity = {}): ServerCredentials {
+  if (!security.tls) return ServerCredentials.createInsecure();
+  const { cert, key, ca } = security.tls;
+  const keyPair = { cert_chain: readPem('certificate', cert), private_key: readPem('key', key) };
+  try {
+    return ServerCredentials.createSsl(ca ? readPem('CA', ca) : null, [keyPair], Boolean(ca));
+  } catch (error) {
+    throw invalidArgument(`unusable TLS settings: ${(error as Error).message}`);
+  }
 }
 
 const SHUTDOWN_GRACE_MS = 2000;
@@ -70,9 +141,9 @@ async function prepareSocket(socketPath: string): Promise<void> {
   fs.unlinkSync(socketPath);
 }
 
-function bind(server: Server, address: string): Promise<number> {
+function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+    server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
   });
 }
 
@@ -88,44 +159,80 @@ function explainBindError(where: string, error: Error): LiveswapError {
   return new LiveswapError(Status.UNAVAILABLE, `cannot listen on ${where}: ${why}`);
 }
 
-export async function startControlServer(master: Master, endpoint: ControlEndpoint, log: Logger): Promise<ControlServer> {
+export async function startControlServer(
+  master: Master,
+  endpoint: ControlEndpoint,
+  log: Logger,
+  security: ControlSecurity = {},
+): Promise<ControlServer> {
   checkEndpoint(endpoint);
-  const server = new Server();
+  checkControlSecurity(endpoint, security);
+  const credentials = serverCredentials(security);
+  if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
+  const token = 'socket' in endpoint ? undefined : generateToken();
+  const server = new Server(token ? { interceptors: [tokenInterceptor(token, log)] } : {});
   const service = createService(master, log);
   server.addService(LiveswapServiceService, service.implementation);
+  // Loaded here, not at import: the CLI's client commands never pay for them.
+  const [{ addHealthService }, { addReflectionService }] = await Promise.all([import('./health.js'), import('./reflection.js')]);
+  const stopHealth = addHealthService(server, master);
+  addReflectionService(server, log);
 
   let target: string;
-  if ('socket' in endpoint) {
-    const socketPath = path.resolve(endpoint.socket);
-    await prepareSocket(socketPath);
-    target = `unix:${socketPath}`;
-    // Created 0600 from the start: there is no moment a stranger could connect.
-    const previousUmask = process.umask(0o177);
-    try {
-      await bind(server, target);
-    } catch (error) {
-      throw explainBindError(target, error as Error);
-    } finally {
-      process.umask(previousUmask);
+  let tokenFile: string | undefined;
+  try {
+    if ('socket' in endpoint) {
+      const socketPath = path.resolve(endpoint.socket);
+      await prepareSocket(socketPath);
+      target = `unix:${socketPath}`;
+      // Created 0600 from the start: there is no moment a stranger could connect.
+      const previousUmask = process.umask(0o177);
+      try {
+        await bind(server, target, credentials);
+      } catch (error) {
+        throw explainBindError(target, error as Error);
+      } finally {
+        process.umask(previousUmask);
+      }
+      fs.chmodSync(socketPath, 0o600);
+    } else {
+      const requested = describeEndpoint(endpoint);
+      let port: number;
+      try {
+        port = await bind(server, requested, credentials);
+      } catch (error) {
+        throw explainBindError(requested, error as Error);
+      }
+      target = describeEndpoint({ address: endpoint.address, port });
+      tokenFile = tokenFilePath(endpoint.address, port, security.stateDir);
+      try {
+        writeTokenFile(tokenFile, token!);
+      } catch (error) {
+        server.forceShutdown();
+        throw invalidArgument(`cannot write the control token to ${tokenFile}: ${(error as Error).message}`);
+      }
     }
-    fs.chmodSync(socketPath, 0o600);
-  } else {
-    const requested = describeEndpoint(endpoint);
-    let port: number;
-    try {
-      port = await bind(server, requested);
-    } catch (error) {
-      throw explainBindError(requested, error as Error);
-    }
-    target = describeEndpoint({ address: endpoint.address, port });
+  } catch (error) {
+    stopHealth();
+    throw error;
   }
-  log.info(`control service listening on ${target}`);
+  const protection =
+    'socket' in endpoint
+      ? 'unix socket mode 0600'
+      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFile}`;
+  log.info(`control service listening on ${target} (${protection})`);
+  if (!('socket' in endpoint) && !security.tls && !isLoopback(endpoint.address)) {
+    log.warn(`insecure: control on ${target} has no TLS; the token and every call cross the network in clear text`);
+  }
 
   let closing: Promise<void> | undefined;
   return {
     target,
+    tokenFile,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        stopHealth();
+        if (tokenFile) removeTokenFile(tokenFile, token!);
         service.endStreams();
         const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
         server.tryShutdown(() => {

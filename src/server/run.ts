@@ -4,7 +4,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
-import { startControlServer, type ControlEndpoint, type ControlServer } from './control-server.js';
+import {
+  checkControlSecurity,
+  serverCredentials,
+  startControlServer,
+  type ControlEndpoint,
+  type ControlSecurity,
+  type ControlServer,
+} from './control-server.js';
 import { invalidArgument, unavailable } from './errors.js';
 import { checkPreUpgradeHook } from './hook.js';
 import { resolveTarget } from './target.js';
@@ -19,6 +26,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   target?: string;
   /** Where the control service listens; false for none (API use only). */
   control: ControlEndpoint | false;
+  /** TLS, --insecure and the token's state directory (TCP control). */
+  security?: ControlSecurity;
   log?: LoggerOptions;
   /** Serve Prometheus metrics over HTTP at /metrics here (see metrics.ts); none by default. */
   metrics?: MetricsEndpoint;
@@ -64,6 +73,10 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   }
 
   // Everything that can be checked is checked before anything binds or forks.
+  if (options.control !== false) {
+    checkControlSecurity(options.control, options.security);
+    serverCredentials(options.security);
+  }
   if (options.target) resolveTarget(options.target);
   // prom-client is loaded only by a master that serves metrics, not by every CLI command.
   const metricsModule = options.metrics ? await import('./metrics.js') : undefined;
@@ -97,7 +110,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   };
 
   if (options.control !== false) {
-    control = await startControlServer(master, options.control, log).catch(giveUp);
+    control = await startControlServer(master, options.control, log, options.security).catch(giveUp);
     if (master.isStopping) {
       // Stopped while we were binding: nobody else will close it.
       await control.close();

@@ -16,3 +16,12 @@ export function fixture(name: string): string {
 export function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'liveswap-test-'));
 }
+
+/**
+ * Token files of the masters this test process starts (and where its CLI runs
+ * and clients look for them): a private directory, never the real home.
+ * Child processes inherit it through the environment.
+ */
+export const STATE_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'liveswap-state-'));
+process.env.LIVESWAP_STATE_DIR = STATE_DIR;
+process.on('exit', () => fs.rmSync(STATE_DIR, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { connect, type LiveswapClient } from '../../src/client/index.js';
+import { connect, type ConnectOptions, type LiveswapClient } from '../../src/client/index.js';
 import { CLI, tempDir } from './paths.js';
 import { expectGone, GiveUp, isAlive, waitFor, withDeadline } from './wait.js';
 
@@ -34,9 +34,11 @@ export function runCli(args: string[], { cwd = process.cwd(), env = {}, timeoutM
 export interface MasterProcess {
   readonly child: ChildProcess;
   readonly pid: number;
-  /** The control socket path. */
+  /** The control socket path ('' with `tcp`). */
   readonly socket: string;
-  /** CLI arguments that reach this master (`--socket PATH`). */
+  /** The control port (0 on a unix socket). */
+  readonly port: number;
+  /** CLI arguments that reach this master (`--socket PATH`, or `-p PORT` with `tcp`). */
   readonly via: string[];
   readonly client: LiveswapClient;
   stdout(): string;
@@ -61,11 +63,16 @@ export interface StartMasterOptions {
   waitReady?: boolean;
   /** The control socket path (default: a fresh one in a temporary directory). */
   socket?: string;
+  /** Control over TCP on 127.0.0.1 and a free port instead of a unix socket. */
+  tcp?: boolean;
+  /** Extra options of `client` (TLS, token) with `tcp`. */
+  clientOptions?: ConnectOptions;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
-  const socket = options.socket ?? path.join(tempDir(), 'control.sock');
-  const args = [CLI, '-s', ...(target ? [target] : []), '--socket', socket, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
+  const socket = options.tcp ? '' : (options.socket ?? path.join(tempDir(), 'control.sock'));
+  const control = options.tcp ? ['-a', '127.0.0.1', '-p', '0'] : ['--socket', socket];
+  const args = [CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
@@ -80,13 +87,21 @@ export async function startMaster(target: string | undefined, options: StartMast
   void exited.then(() => (hasExited = true));
 
   const workerPids = () => [...stderr.matchAll(/worker \d+ \(pid (\d+),/g)].map((m) => Number(m[1]));
-  const client = connect({ socket });
+  let port = 0;
+  let client = options.tcp ? undefined : connect({ socket });
   const master: MasterProcess = {
     child,
     pid: child.pid!,
     socket,
-    via: ['--socket', socket],
-    client,
+    get port() {
+      return port;
+    },
+    get via() {
+      return options.tcp ? ['-p', String(port)] : ['--socket', socket];
+    },
+    get client() {
+      return client!;
+    },
     stdout: () => stdout,
     stderr: () => stderr,
     workerPids: () => [...new Set(workerPids())],
@@ -95,10 +110,10 @@ export async function startMaster(target: string | undefined, options: StartMast
     exited,
     async stop() {
       if (!hasExited) {
-        await client.die({ drainTimeoutMs: 5000 }).catch(() => {});
+        await client?.die({ drainTimeoutMs: 5000 }).catch(() => {});
         await withDeadline('master exit after Die', exited, 10_000).catch(() => child.kill('SIGKILL'));
       }
-      client.close();
+      client?.close();
       await exited;
       const pids = [child.pid!, ...master.workerPids()];
       // Safety net: whatever is left is killed, but the test still fails.
@@ -121,5 +136,9 @@ export async function startMaster(target: string | undefined, options: StartMast
     if (!hasExited) child.kill('SIGKILL');
     throw new Error(`${error.message}\n--- master stderr ---\n${stderr}`);
   });
+  if (options.tcp) {
+    port = Number(/control service listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    client = connect({ port, ...options.clientOptions });
+  }
   return master;
 }

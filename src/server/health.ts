@@ -1,0 +1,42 @@
+/**
+ * grpc.health.v1.Health on the control server (usable as a Kubernetes gRPC
+ * probe): SERVING, for "" and for liveswap.v1.LiveswapService, while the pool
+ * has at least its N workers ready; NOT_SERVING otherwise (nothing started
+ * yet, a crash or a Kill until the replacements are ready, shutting down).
+ */
+import type { Server } from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { Master } from './master.js';
+
+export const SERVICE_NAME = 'liveswap.v1.LiveswapService';
+const RECHECK_MS = 500;
+
+export function servingStatus(master: Master): ServingStatus {
+  if (master.isStopping) return 'NOT_SERVING';
+  const s = master.status();
+  return s.target !== '' && s.counts.ready >= s.forks ? 'SERVING' : 'NOT_SERVING';
+}
+
+/** Adds the health service; returns a function that stops following the master. */
+export function addHealthService(server: Server, master: Master): () => void {
+  const health = new HealthImplementation();
+  let last: ServingStatus | undefined;
+  const update = () => {
+    const now = servingStatus(master);
+    if (now === last) return;
+    last = now;
+    health.setStatus('', now);
+    health.setStatus(SERVICE_NAME, now);
+  };
+  update();
+  health.addToServer(server);
+  // Transitions move the status at once; the timer catches what moves
+  // without one (a Start that changed the pool size settles just after its
+  // last transition; Die before any worker has drained).
+  master.on('transition', update);
+  const timer = setInterval(update, RECHECK_MS).unref();
+  return () => {
+    master.off('transition', update);
+    clearInterval(timer);
+  };
+}
