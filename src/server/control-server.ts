@@ -11,7 +11,7 @@ import path from 'node:path';
 import { invalidArgument, LiveswapError, Status } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
-import { createService, LiveswapServiceService } from './service.js';
+import { createService, LiveswapServiceService, type ServiceOptions } from './service.js';
 
 export type ControlEndpoint = { socket: string } | { address: string; port: number };
 
@@ -88,10 +88,15 @@ function explainBindError(where: string, error: Error): LiveswapError {
   return new LiveswapError(Status.UNAVAILABLE, `cannot listen on ${where}: ${why}`);
 }
 
-export async function startControlServer(master: Master, endpoint: ControlEndpoint, log: Logger): Promise<ControlServer> {
+export async function startControlServer(
+  master: Master,
+  endpoint: ControlEndpoint,
+  log: Logger,
+  options: ServiceOptions = {},
+): Promise<ControlServer> {
   checkEndpoint(endpoint);
   const server = new Server();
-  const service = createService(master, log);
+  const service = createService(master, log, options);
   server.addService(LiveswapServiceService, service.implementation);
 
   let target: string;

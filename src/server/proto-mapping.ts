@@ -55,6 +55,7 @@ export function toProtoWorker(worker: WorkerInfo): Worker {
     exitSignal: worker.exitSignal ?? '',
     reason: worker.reason,
     listening: worker.listening,
+    stderrTail: worker.stderrTail ?? [],
   };
 }
 

@@ -28,7 +28,12 @@ const STDERR_TAIL_MAX_BYTES = 4096;
  * buffered without bound (the stream is in object mode: writableLength counts
  * messages, not bytes).
  */
-const WATCH_MAX_BUFFERED_EVENTS = 1024;
+export const WATCH_MAX_BUFFERED_EVENTS = 1024;
+
+export interface ServiceOptions {
+  /** Events a watcher may fall behind before it is disconnected (default WATCH_MAX_BUFFERED_EVENTS). */
+  watchBufferEvents?: number;
+}
 
 function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
   if (error instanceof LiveswapError) {
@@ -66,7 +71,8 @@ export interface ServiceHandle {
   endStreams(): void;
 }
 
-export function createService(master: Master, log: Logger): ServiceHandle {
+export function createService(master: Master, log: Logger, options: ServiceOptions = {}): ServiceHandle {
+  const watchBufferEvents = options.watchBufferEvents ?? WATCH_MAX_BUFFERED_EVENTS;
   const streams = new Set<ServerWritableStream<WatchWorkersRequest, WatchWorkersResponse>>();
 
   const implementation: LiveswapServiceServer = {
@@ -110,6 +116,8 @@ export function createService(master: Master, log: Logger): ServiceHandle {
         workers: s.workers.map(toProtoWorker),
         counts: toProtoCounts(s.counts),
         readyMode: toProtoReadyMode(s.readyMode),
+        lastCrash: s.lastCrash && toProtoWorker(s.lastCrash),
+        watchers: streams.size,
       };
     }),
 
@@ -133,7 +141,7 @@ export function createService(master: Master, log: Logger): ServiceHandle {
         },
       });
       const onTransition = (event: PoolTransition) => {
-        if (call.writableLength >= WATCH_MAX_BUFFERED_EVENTS) {
+        if (call.writableLength >= watchBufferEvents) {
           cleanup();
           call.emit('error', {
             code: status.RESOURCE_EXHAUSTED,
