@@ -34,9 +34,9 @@ export function runCli(args: string[], { cwd = process.cwd(), env = {}, timeoutM
 export interface MasterProcess {
   readonly child: ChildProcess;
   readonly pid: number;
-  /** The control socket path. */
+  /** The control socket path (unused with tcpPort). */
   readonly socket: string;
-  /** CLI arguments that reach this master (`--socket PATH`). */
+  /** CLI arguments that reach this master (`--socket PATH`, or `-p PORT`). */
   readonly via: string[];
   readonly client: LiveswapClient;
   stdout(): string;
@@ -61,11 +61,14 @@ export interface StartMasterOptions {
   waitReady?: boolean;
   /** The control socket path (default: a fresh one in a temporary directory). */
   socket?: string;
+  /** Control over TCP on 127.0.0.1:tcpPort instead of a unix socket. */
+  tcpPort?: number;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
   const socket = options.socket ?? path.join(tempDir(), 'control.sock');
-  const args = [CLI, '-s', ...(target ? [target] : []), '--socket', socket, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
+  const via = options.tcpPort !== undefined ? ['-p', String(options.tcpPort)] : ['--socket', socket];
+  const args = [CLI, '-s', ...(target ? [target] : []), ...via, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
@@ -80,12 +83,12 @@ export async function startMaster(target: string | undefined, options: StartMast
   void exited.then(() => (hasExited = true));
 
   const workerPids = () => [...stderr.matchAll(/worker \d+ \(pid (\d+),/g)].map((m) => Number(m[1]));
-  const client = connect({ socket });
+  const client = connect(options.tcpPort !== undefined ? { port: options.tcpPort } : { socket });
   const master: MasterProcess = {
     child,
     pid: child.pid!,
     socket,
-    via: ['--socket', socket],
+    via,
     client,
     stdout: () => stdout,
     stderr: () => stderr,
