@@ -3,14 +3,15 @@
  * exits 0, SIGHUP reloads in place (one reload at a time), and SIGKILL leaves
  * no worker behind — not one busy in a long request, not one whose app
  * ignores the IPC disconnect, not one that left the cluster in a drain and
- * winds down on its own. (SIGINT, and the stale socket a SIGKILLed master
- * leaves: crash.test.ts.)
+ * winds down on its own, nor the pre-upgrade hook process. (SIGINT, and the
+ * stale socket a SIGKILLed master leaves: crash.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
+import { childPids } from './helpers/proc-tree.js';
 import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 
 test('SIGTERM drains every worker, lets the in-flight request finish, and exits 0', async (t) => {
@@ -85,4 +86,20 @@ test('SIGKILL of the master: busy, disconnect-ignoring and self-draining workers
   }, { timeoutMs: 2000, intervalMs: 10 }).catch(() => expectGone([...draining, ...serving], 0));
   t.diagnostic(`gone after the master's SIGKILL: draining ${draining.map((p) => goneAfter.get(p))} ms, serving ${serving.map((p) => goneAfter.get(p))} ms`);
   assert.ok((await busy) instanceof Error, 'the long request died with its worker');
+});
+
+test('SIGKILL of the master while the pre-upgrade hook runs: the hook process and the workers exit too', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), {
+    forks: 1,
+    env: { APP_PORT: String(port) },
+    args: ['--pre-upgrade', fixture('hook-hang.js'), '--hook-timeout', '60000'],
+  });
+  t.after(() => master.stop());
+  const workers = (await master.client.status()).workers.map((w) => w.pid);
+  master.client.upgrade({ target: fixture('v2.js') }).catch(() => {});
+  const hook = await waitFor('the hook runner to be running', () => childPids(master.pid).find((pid) => !workers.includes(pid)));
+  master.child.kill('SIGKILL');
+  await master.exited;
+  await expectGone([hook, ...workers], 2000);
 });
