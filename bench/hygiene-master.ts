@@ -35,6 +35,9 @@ export interface HygieneReport {
   rss: number;
   heapUsed: number;
   fds: number;
+  /** Live libuv handles (sockets, timers, pipes, child processes) and cluster's worker table. */
+  handles: number;
+  clusterWorkers: number;
   listeners: Record<'master' | 'pool' | 'process' | 'cluster', Record<string, number>>;
 }
 
@@ -46,6 +49,8 @@ process.on('message', (message) => {
     rss: memory.rss,
     heapUsed: memory.heapUsed,
     fds: fs.readdirSync('/proc/self/fd').length,
+    handles: (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length,
+    clusterWorkers: Object.keys(cluster.workers ?? {}).length,
     listeners: {
       master: listeners(running.master),
       pool: listeners(running.master.pool),

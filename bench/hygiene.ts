@@ -7,9 +7,10 @@
  * a fixture app; 4 loopback clients (2 keep-alive, 2 connection-close) send
  * requests throughout; the bench upgrades v1 → v2 → v1 … BENCH_UPGRADES
  * times. Before the first upgrade, after a warm-up of 5, and at the end it
- * records the master's RSS and heap (after a full GC), its open file
- * descriptors, its event-listener counts (master, pool, process, cluster)
- * and its live child processes; then the failed requests, and that every
+ * and every BENCH_REPORT_EVERY (25) upgrades it records the master's RSS and
+ * heap (after a full GC), its open file descriptors and libuv handles, its
+ * event-listener counts (master, pool, process, cluster), its live child
+ * processes and cluster's worker table; then the failed requests, and that every
  * worker ever forked is gone after Die. Prints a markdown table and writes
  * bench/results/hygiene.json.
  */
@@ -26,6 +27,7 @@ import { expectGone, waitFor } from '../test/helpers/wait.js';
 
 const UPGRADES = Number(process.env.BENCH_UPGRADES ?? 100);
 const WARM_UP = Math.min(5, UPGRADES);
+const REPORT_EVERY = Number(process.env.BENCH_REPORT_EVERY ?? 25);
 
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
@@ -55,6 +57,8 @@ async function main() {
       rssMiB: +(r.rss / 2 ** 20).toFixed(1),
       heapMiB: +(r.heapUsed / 2 ** 20).toFixed(1),
       fds: r.fds,
+      handles: r.handles,
+      clusterWorkers: r.clusterWorkers,
       listeners: sum(r.listeners.master) + sum(r.listeners.pool) + sum(r.listeners.process) + sum(r.listeners.cluster),
       detail: r.listeners,
       children: childPids(master.pid!).length,
@@ -76,6 +80,7 @@ async function main() {
     durations.push(performance.now() - began);
     for (const w of result.workers) everyPid.add(w.pid);
     if (i === WARM_UP) rows.push(await snapshot(`after ${i} (warm)`));
+    else if (i % REPORT_EVERY === 0 && i !== UPGRADES) rows.push(await snapshot(`after ${i}`));
     if (i % 10 === 0) process.stderr.write(`${i} upgrades\n`);
   }
   const stats = await load.stop();
@@ -94,9 +99,9 @@ async function main() {
   });
   await expectGone([...everyPid], 5000).catch(() => {});
 
-  const columns = ['label', 'rssMiB', 'heapMiB', 'fds', 'listeners', 'children', 'workers', 'generation'] as const;
+  const columns = ['label', 'rssMiB', 'heapMiB', 'fds', 'handles', 'listeners', 'children', 'clusterWorkers', 'generation'] as const;
   const table = [
-    `| ${['', 'master RSS MiB', 'heap MiB', 'fds', 'event listeners', 'child processes', 'workers', 'generation'].join(' | ')} |`,
+    `| ${['', 'master RSS MiB', 'heap MiB', 'fds', 'libuv handles', 'event listeners', 'child processes', 'cluster.workers', 'generation'].join(' | ')} |`,
     `| ${columns.map(() => '---').join(' | ')} |`,
     ...rows.map((row) => `| ${columns.map((c) => String(row[c])).join(' | ')} |`),
   ].join('\n');
