@@ -1,5 +1,5 @@
 /**
- * Bad input, table-driven: every RPC with missing, empty, relative, missing,
+ * Bad input, table-driven: every RPC with missing, empty, relative, nonexistent,
  * non-file, unreadable and entry-less paths, out-of-range numbers, unknown
  * enum values and oversized payloads; every CLI flag with bad values; and
  * calls to a master that is stopping. Each gets a precise status (or exit
@@ -42,7 +42,6 @@ function badPaths(t: TestContext) {
   const unreadable = path.join(dir, 'unreadable.js');
   fs.writeFileSync(unreadable, 'require("http").createServer().listen(0)\n');
   fs.chmodSync(unreadable, 0o000);
-  fs.chmodSync(dir, 0o755);
   return { dir, emptyDir, unreadable };
 }
 
@@ -103,7 +102,7 @@ test('every RPC with bad input: the right status, one actionable line, and nothi
     ['broadcast: over 4 MiB', (x) => x.broadcast(OVER_4_MIB), RESOURCE_EXHAUSTED, /larger than max/],
     ['broadcast: not JSON (refused by the client)', (x) => x.broadcast(() => 1), INVALID_ARGUMENT, /^the message must be a JSON value/],
   ];
-  // Unreadable: chmod 000 stops every user but root, so as root the case runs against a master of user "nobody".
+  // Unreadable: chmod 000 does not stop root; as root, the next test covers it with a master that honours file modes.
   if (process.getuid?.() !== 0) {
     cases.push(['upgrade: unreadable target', (x) => x.upgrade({ target: unreadable }), INVALID_ARGUMENT, /^target .*unreadable\.js is not readable \(permission denied\)$/]);
   }
@@ -125,23 +124,35 @@ test('every RPC with bad input: the right status, one actionable line, and nothi
   t.diagnostic(`${cases.length + 1} bad requests, state unchanged`);
 });
 
-test('an unreadable target: INVALID_ARGUMENT "not readable" from a master that cannot read it', async (t) => {
-  const { unreadable } = badPaths(t);
+/**
+ * chmod 000 does not stop root: root reads through its CAP_DAC_OVERRIDE and
+ * CAP_DAC_READ_SEARCH capabilities. So when the tests run as root, the master
+ * and the CLI run as root without those two (setpriv, from util-linux), which
+ * makes them honour file modes like any other user, and still reach every
+ * path root owns.
+ */
+function spawnReader(args: string[], stdio: ('ignore' | 'pipe')[]) {
   const asRoot = process.getuid?.() === 0;
-  // chmod 000 does not stop root; a master of user "nobody" (uid 65534) is stopped by it.
+  const drop = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', '--'];
+  return asRoot
+    ? spawn('setpriv', [...drop, process.execPath, CLI, ...args], { stdio: stdio as never })
+    : spawn(process.execPath, [CLI, ...args], { stdio: stdio as never });
+}
+
+test('an unreadable target: INVALID_ARGUMENT "not readable" from the master, exit 1 from the CLI', async (t) => {
+  const { unreadable } = badPaths(t);
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, '-s', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(asRoot && { uid: 65534, gid: 65534 }),
-  });
+  const child = spawnReader(['-s', '-p', String(port)], ['ignore', 'ignore', 'pipe']);
   let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   t.after(async () => {
     child.kill('SIGKILL');
     await exited;
   });
-  await waitFor('the idle master to listen', () => /control service listening/.test(stderr), { timeoutMs: 10_000 });
+  await waitFor('the idle master to listen', () => /control service listening/.test(stderr), { timeoutMs: 10_000 }).catch((error: Error) => {
+    throw new Error(`${error.message}\n${stderr}`);
+  });
   const client = connect({ port });
   t.after(() => client.close());
   const before = await client.status();
@@ -152,11 +163,11 @@ test('an unreadable target: INVALID_ARGUMENT "not readable" from a master that c
   assert.equal((await client.status()).workers.length, 0);
   // The CLI says the same before it starts anything (`-s` checks the target first).
   const cli = await new Promise<CliResult>((resolve) => {
-    const run = spawn(process.execPath, [CLI, '-s', unreadable, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot && { uid: 65534, gid: 65534 }) });
+    const run = spawnReader(['-s', unreadable, '-p', String(port)], ['ignore', 'pipe', 'pipe']);
     let out = '';
     let err = '';
-    run.stdout.on('data', (chunk) => (out += chunk));
-    run.stderr.on('data', (chunk) => (err += chunk));
+    run.stdout!.on('data', (chunk) => (out += chunk));
+    run.stderr!.on('data', (chunk) => (err += chunk));
     run.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
   });
   assert.equal(cli.code, 1);
