@@ -72,8 +72,8 @@ test('SIGKILL of the master: busy, disconnect-ignoring and self-draining workers
   // A long request keeps a new worker busy.
   const busy = get(port, '/slow?ms=30000').catch((error: Error) => error);
   await waitFor('the app to answer', async () => (await get(port)).body === 'ignores-disconnect');
-  // Give the old workers time to leave the cluster: from then on only their own guard can stop them.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Once the old workers have left the cluster (their IPC channel closed), only their own guard can stop them.
+  await waitFor('both old workers to leave the cluster', () => master.stdout().match(/left the cluster/g)?.length === 2, { timeoutMs: 10_000 });
   for (const pid of draining) assert.ok(isAlive(pid), `old worker ${pid} is still winding down`);
 
   master.child.kill('SIGKILL');
