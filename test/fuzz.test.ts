@@ -115,7 +115,7 @@ test('5,000+ random and malformed requests leave the master serving, the workers
   const readyMode = () => r.pick([0, 1, 2, 3, 4, -1, 99, r.int(2 ** 31)]);
   /** One random typed request; none of them is a valid state change. */
   const typed = (): Promise<void> => {
-    switch (r.int(9)) {
+    switch (r.int(10)) {
       case 0: // Start: workers run, so even a valid one is FAILED_PRECONDITION.
         return unary(stub.start, { target: r.pick([badTarget(), v2]), forks: r.number(), readyMode: readyMode(), readyTimeoutMs: r.number() });
       case 1: // Upgrade with a bad target.
@@ -141,6 +141,24 @@ test('5,000+ random and malformed requests leave the master serving, the workers
             stream.cancel();
             count(codes, null);
             resolve();
+          }, r.int(20));
+        });
+      case 8: // Random bytes as a WatchWorkers request, cancelled at a random moment.
+        return new Promise<void>((resolve) => {
+          const stream = raw.makeServerStreamRequest(`${SERVICE}WatchWorkers`, (b: Buffer) => b, (b: Buffer) => b, r.bytes(r.int(100)));
+          let done = false;
+          const finish = (error: ServiceError | null) => {
+            if (done) return;
+            done = true;
+            count(codes, error);
+            resolve();
+          };
+          stream.on('data', () => {});
+          stream.on('error', (error: ServiceError) => finish(error.code === status.CANCELLED ? null : error));
+          stream.on('end', () => finish(null));
+          setTimeout(() => {
+            stream.cancel();
+            finish(null);
           }, r.int(20));
         });
       default: // Random protobuf bytes on an RPC path that no random bytes can turn into a state change.
