@@ -54,8 +54,9 @@ test('a keep-alive socket on a draining worker gets Connection: close, never a r
   t.after(() => agent.destroy());
   const first = await get(port, '/', agent);
   assert.equal(first.headers.connection, 'keep-alive');
-  // A request in flight on that very socket when the drain begins.
-  const inFlight = get(port, '/slow?ms=800', agent);
+  // A request in flight on that very socket when the drain begins. The drain of the one old
+  // worker starts after the new one is ready and stable (500 ms): 3 s covers a loaded machine.
+  const inFlight = get(port, '/slow?ms=3000', agent);
   await waitFor('the slow request to reach the worker', () => agent.sockets[`127.0.0.1:${port}:`]?.length === 1);
   const upgrading = master.client.upgrade({ target: fixture('v2.js') });
   const reply = await inFlight;

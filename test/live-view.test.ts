@@ -32,6 +32,7 @@ function worker(fields: Partial<Worker> & Pick<Worker, 'id' | 'state'>): Worker 
     exitSignal: '',
     reason: 'listening on 127.0.0.1:8080',
     listening: [],
+    stderrTail: [],
     ...fields,
   };
 }

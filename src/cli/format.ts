@@ -32,6 +32,10 @@ export function statusText(s: GetStatusResponse): string {
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
+  if (s.lastCrash) {
+    const w = s.lastCrash;
+    lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${w.reason}`);
+  }
   if (s.workers.length > 0) lines.push('', workerTable(s.workers));
   return lines.join('\n');
 }

@@ -150,9 +150,10 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
 
   return {
     endpoint,
-    start: (request) => call(stub.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request }),
+    // A missing target goes out as "" (the master says it is required), never as the string "undefined".
+    start: (request) => call(stub.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request, target: request.target ?? '' }),
     upgrade: (request) =>
-      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, ...request }),
+      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, ...request, target: request.target ?? '' }),
     kill: () => call(stub.kill, {}),
     die: (request = {}) => call(stub.die, { force: false, drainTimeoutMs: 0, ...request }),
     broadcast: (message) =>

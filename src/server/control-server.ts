@@ -19,7 +19,7 @@ import { generateToken, tokenInterceptor } from './auth.js';
 import { invalidArgument, LiveswapError, Status } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
-import { createService, LiveswapServiceService } from './service.js';
+import { createService, LiveswapServiceService, type ServiceOptions } from './service.js';
 
 export type ControlEndpoint = { socket: string } | { address: string; port: number };
 
@@ -164,6 +164,7 @@ export async function startControlServer(
   endpoint: ControlEndpoint,
   log: Logger,
   security: ControlSecurity = {},
+  options: ServiceOptions = {},
 ): Promise<ControlServer> {
   checkEndpoint(endpoint);
   checkControlSecurity(endpoint, security);
@@ -171,7 +172,7 @@ export async function startControlServer(
   if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
   const token = 'socket' in endpoint ? undefined : generateToken();
   const server = new Server(token ? { interceptors: [tokenInterceptor(token, log)] } : {});
-  const service = createService(master, log);
+  const service = createService(master, log, options);
   server.addService(LiveswapServiceService, service.implementation);
   // Loaded here, not at import: the CLI's client commands never pay for them.
   const [{ addHealthService }, { addReflectionService }] = await Promise.all([import('./health.js'), import('./reflection.js')]);

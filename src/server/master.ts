@@ -81,6 +81,8 @@ export interface MasterStatus {
   readyMode: ReadyMode;
   /** Crashed workers waiting out their backoff. */
   respawnsPending: number;
+  /** The most recent worker that exited without being asked to, as it was when it exited. */
+  lastCrash?: WorkerInfo;
 }
 
 /** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
@@ -125,6 +127,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private stopping: Promise<DieResult> | undefined;
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private restarts = 0;
+  private lastCrash: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
 
@@ -138,7 +141,9 @@ export class Master extends EventEmitter<MasterEvents> {
     this.pool.on('transition', (event) => this.emit('transition', event));
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
     this.pool.on('exit', (worker, info) => {
-      if (!info.expected) this.onCrash(worker);
+      if (info.expected) return;
+      this.lastCrash = worker.info();
+      this.onCrash(worker);
     });
   }
 
@@ -160,6 +165,7 @@ export class Master extends EventEmitter<MasterEvents> {
       sequence: this.pool.lastSequence,
       readyMode: this.current?.readyMode ?? this.config.readyMode,
       respawnsPending: this.respawnTimers.size,
+      ...(this.lastCrash && { lastCrash: this.lastCrash }),
     };
   }
 

@@ -6,6 +6,7 @@ import {
   type Worker,
   type WorkerCounts,
 } from '../gen/liveswap/v1/liveswap.js';
+import { invalidArgument } from './errors.js';
 import type { ReadyMode } from './launcher.js';
 import type { PoolTransition, WorkerCounts as Counts } from './pool.js';
 import type { WorkerInfo, WorkerStateName } from './worker-handle.js';
@@ -36,8 +37,13 @@ export function fromProtoReadyMode(mode: ProtoReadyMode): ReadyMode | undefined 
       return 'message';
     case ProtoReadyMode.READY_MODE_FIRST_LISTEN:
       return 'first-listen';
-    default:
+    case ProtoReadyMode.READY_MODE_UNSPECIFIED:
       return undefined;
+    default:
+      // A number this version does not know (a newer client, or garbage): refuse rather than guess.
+      throw invalidArgument(
+        `ready_mode ${String(mode)} is not a ReadyMode: use 0 (default), 1 (listening), 2 (message) or 3 (first-listen)`,
+      );
   }
 }
 
@@ -55,6 +61,7 @@ export function toProtoWorker(worker: WorkerInfo): Worker {
     exitSignal: worker.exitSignal ?? '',
     reason: worker.reason,
     listening: worker.listening,
+    stderrTail: worker.stderrTail ?? [],
   };
 }
 

@@ -38,6 +38,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
    * guard stdout/stderr. A library embedding the master should not set it.
    */
   foreground?: boolean;
+  /** @internal events a WatchWorkers client may fall behind before it is disconnected (default 1024). */
+  watchBufferEvents?: number;
   /** @internal the process-spawning seam, for state-machine tests. */
   launcher?: Launcher;
 }
@@ -110,7 +112,8 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   };
 
   if (options.control !== false) {
-    control = await startControlServer(master, options.control, log, options.security).catch(giveUp);
+    const serviceOptions = options.watchBufferEvents === undefined ? {} : { watchBufferEvents: options.watchBufferEvents };
+    control = await startControlServer(master, options.control, log, options.security, serviceOptions).catch(giveUp);
     if (master.isStopping) {
       // Stopped while we were binding: nobody else will close it.
       await control.close();
@@ -146,6 +149,20 @@ function becomeForegroundMaster(master: Master, log: Logger): void {
       }
     });
   }
+  // SIGHUP reloads in place: an upgrade to the current target, one worker at
+  // a time. One at a time: a SIGHUP while an operation runs is logged and
+  // dropped, never queued.
+  process.on('SIGHUP', () => {
+    const { target, operation } = master.status();
+    if (master.isStopping) return log.warn('SIGHUP ignored: the master is stopping');
+    if (!target) return log.warn('SIGHUP ignored: nothing has been started yet, so there is nothing to reload');
+    if (operation) return log.warn(`SIGHUP ignored: ${operation} in progress; send it again once it has finished`);
+    log.info(`SIGHUP: reloading ${target} (an upgrade to the same target)`);
+    master.upgrade(target).then(
+      (result) => log.info(`SIGHUP reload done: generation ${result.generation} on ${result.workers.length} worker(s)`),
+      (error: Error) => log.warn(`SIGHUP reload failed: ${error.message}`),
+    );
+  });
   // Writes to a closed pipe fail with EPIPE; the output is lost either way, the workers are not.
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});

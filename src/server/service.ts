@@ -11,6 +11,7 @@ import {
   type WatchWorkersRequest,
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
+import http2, { type ServerHttp2Stream } from 'node:http2';
 import { invalidArgument, LiveswapError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
@@ -28,7 +29,12 @@ const STDERR_TAIL_MAX_BYTES = 4096;
  * buffered without bound (the stream is in object mode: writableLength counts
  * messages, not bytes).
  */
-const WATCH_MAX_BUFFERED_EVENTS = 1024;
+export const WATCH_MAX_BUFFERED_EVENTS = 1024;
+
+export interface ServiceOptions {
+  /** Events a watcher may fall behind before it is disconnected (default WATCH_MAX_BUFFERED_EVENTS). */
+  watchBufferEvents?: number;
+}
 
 function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
   if (error instanceof LiveswapError) {
@@ -42,6 +48,19 @@ function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
   }
   log.error(`internal error: ${(error as Error)?.stack ?? String(error)}`);
   return { code: status.INTERNAL, details: `internal error in the liveswap master: ${(error as Error)?.message}` };
+}
+
+/**
+ * Resets a server stream's HTTP/2 stream with ENHANCE_YOUR_CALM, which every
+ * gRPC client maps to RESOURCE_EXHAUSTED. grpc-js has no public API for this,
+ * so it reaches for the call's http2 stream and reports false if that is not
+ * where it expects (the caller then ends the call the public way).
+ */
+function resetStream(call: ServerWritableStream<unknown, unknown>): boolean {
+  const stream = (call as unknown as { call?: { stream?: ServerHttp2Stream } }).call?.stream;
+  if (!stream || typeof stream.close !== 'function') return false;
+  if (!stream.closed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  return true;
 }
 
 type UnaryHandler<Req, Res> = (request: Req) => Promise<Res>;
@@ -66,7 +85,8 @@ export interface ServiceHandle {
   endStreams(): void;
 }
 
-export function createService(master: Master, log: Logger): ServiceHandle {
+export function createService(master: Master, log: Logger, options: ServiceOptions = {}): ServiceHandle {
+  const watchBufferEvents = options.watchBufferEvents ?? WATCH_MAX_BUFFERED_EVENTS;
   const streams = new Set<ServerWritableStream<WatchWorkersRequest, WatchWorkersResponse>>();
 
   const implementation: LiveswapServiceServer = {
@@ -110,6 +130,8 @@ export function createService(master: Master, log: Logger): ServiceHandle {
         workers: s.workers.map(toProtoWorker),
         counts: toProtoCounts(s.counts),
         readyMode: toProtoReadyMode(s.readyMode),
+        lastCrash: s.lastCrash && toProtoWorker(s.lastCrash),
+        watchers: streams.size,
       };
     }),
 
@@ -133,12 +155,17 @@ export function createService(master: Master, log: Logger): ServiceHandle {
         },
       });
       const onTransition = (event: PoolTransition) => {
-        if (call.writableLength >= WATCH_MAX_BUFFERED_EVENTS) {
+        if (call.writableLength >= watchBufferEvents) {
           cleanup();
-          call.emit('error', {
-            code: status.RESOURCE_EXHAUSTED,
-            details: 'watcher fell too far behind and was disconnected; reconnect to get a fresh snapshot',
-          });
+          log.warn(`a WatchWorkers client fell ${call.writableLength} events behind; disconnecting it`);
+          // The status would travel behind the events the client is not reading, so it
+          // might never arrive: reset the stream, which gRPC clients report as RESOURCE_EXHAUSTED.
+          if (!resetStream(call)) {
+            call.emit('error', {
+              code: status.RESOURCE_EXHAUSTED,
+              details: 'watcher fell too far behind and was disconnected; reconnect to get a fresh snapshot',
+            });
+          }
           return;
         }
         call.write({ event: { $case: 'transition', transition: toProtoTransition(event) } });

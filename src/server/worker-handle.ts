@@ -37,7 +37,12 @@ export interface WorkerInfo {
   reason: string;
   /** Addresses it listens on. */
   listening: string[];
+  /** Its last stderr lines, once it has exited without being asked to. */
+  stderrTail?: string[];
 }
+
+/** How many stderr lines a crashed worker's info carries. */
+export const CRASH_TAIL_LINES = 20;
 
 export interface TransitionEvent {
   worker: WorkerInfo;
@@ -77,6 +82,8 @@ export class WorkerHandle {
   drainTimer?: NodeJS.Timeout;
   /** Set when the worker is killed for missing its ready timeout. */
   readyTimedOut = false;
+  /** Set when it exited without being asked to (a crash, a boot failure, a missed ready timeout). */
+  crashed = false;
   /** Resolves once the process is gone. */
   readonly exited: Promise<ExitInfo>;
   /** Resolves true when the worker becomes ready, false if it exits first. */
@@ -134,6 +141,7 @@ export class WorkerHandle {
     const exitedFrom = this.state;
     if (code !== null) this.exitCode = code;
     if (signal !== null) this.exitSignal = signal;
+    this.crashed = !this.stopRequested;
     this.transition('exited', reason);
     this.resolveReady(false);
     const info: ExitInfo = { code, signal, expected: this.stopRequested, exitedFrom };
@@ -156,6 +164,7 @@ export class WorkerHandle {
       ...(this.exitSignal !== undefined && { exitSignal: this.exitSignal }),
       reason: this.reason,
       listening: [...this.listening],
+      ...(this.crashed && { stderrTail: this.stderrTail.get().slice(-CRASH_TAIL_LINES) }),
     };
   }
 }

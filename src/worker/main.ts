@@ -14,6 +14,7 @@ import Module from 'node:module';
 import { WorkerEnv } from '../ipc.js';
 import { drain, trackServers } from './drain.js';
 import { installIpcBridge } from './ipc-bridge.js';
+import { exitWhenMasterGone } from './orphan-guard.js';
 
 const target = process.env[WorkerEnv.target];
 if (!target) {
@@ -30,8 +31,12 @@ installIpcBridge((envelope) => void drain(envelope.timeoutMs));
 // manager's SIGTERM to the whole process group) reaches the workers too;
 // without this they would die mid-request while the master is trying to
 // drain them. Workers still exit on their own if the master disappears
-// (cluster exits a worker whose IPC channel closes).
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => {});
+// (cluster exits a worker whose IPC channel closes; orphan-guard.ts covers a
+// worker that has already left the cluster).
+// SIGHUP too: a closed terminal sends it to the whole group, and for the
+// master it means "reload", which replaces the workers gracefully.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
+exitWhenMasterGone();
 trackServers();
 
 process.argv[1] = target;

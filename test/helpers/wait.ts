@@ -1,4 +1,5 @@
 /** Waiting with deadlines: a test never sleeps and hopes. */
+import fs from 'node:fs';
 
 /** Thrown from a waitFor check to stop waiting at once (other errors are retried until the deadline). */
 export class GiveUp extends Error {}
@@ -36,12 +37,19 @@ export function withDeadline<T>(what: string, promise: Promise<T>, timeoutMs: nu
   ]);
 }
 
+/** Is the process running? A zombie (exited, not yet reaped by its parent or by init) is not. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch (error) {
+    // Gone meanwhile; or no /proc (not Linux), where kill(0) is all we know.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync('/proc/self/stat');
   }
 }
 

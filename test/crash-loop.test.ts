@@ -1,0 +1,100 @@
+/**
+ * A crash loop through a real master: the status and the watch stream say
+ * what is crashing and why (restart count, exit code, stderr tail), the
+ * master's CPU stays idle while it backs off, and Kill and Die still work.
+ * (An upgrade to fixed code ending a loop: crash.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { WorkerState, type Transition } from '../src/client/index.js';
+import { freePort, get } from './helpers/net.js';
+import { fixture } from './helpers/paths.js';
+import { runCli, startMaster } from './helpers/processes.js';
+import { expectGone, waitFor, withDeadline } from './helpers/wait.js';
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime); fields[0] here is field 3.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+}
+
+let ticks: number | undefined;
+function clockTicks(): number {
+  ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticks;
+}
+
+test('a crash loop shows its restarts, exit code and stderr tail, idles the master, and Kill and Die still work', async (t) => {
+  const port = await freePort();
+  // Ready, then dead 150 ms later with "Error: boom shortly after listening", every time.
+  const master = await startMaster(fixture('crash-after-ready.js'), { forks: 2, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+
+  const abort = new AbortController();
+  t.after(() => abort.abort());
+  const crashes: Transition[] = [];
+  const watching = (async () => {
+    for await (const item of master.client.watch({ signal: abort.signal })) {
+      if (item.event?.$case !== 'transition') continue;
+      const transition = item.event.transition;
+      if (transition.toState === WorkerState.WORKER_STATE_EXITED) crashes.push(transition);
+    }
+  })().catch(() => {});
+
+  await waitFor('three crashes in a row of one slot', () => /crash 3 in a row/.test(master.stderr()), { timeoutMs: 15_000 });
+
+  // GetStatus: how many restarts, and the last crash with its exit code and stderr tail.
+  const looping = await master.client.status();
+  assert.ok(looping.restarts >= 2, `restarts ${looping.restarts}`);
+  const last = looping.lastCrash;
+  assert.ok(last, 'GetStatus carries the last crash');
+  assert.equal(last.state, WorkerState.WORKER_STATE_EXITED);
+  assert.equal(last.exitCode, 1);
+  assert.equal(last.target, fixture('crash-after-ready.js'));
+  assert.match(last.reason, /^crashed: exited with code 1: Error: boom shortly after listening/);
+  assert.ok(last.stderrTail.some((line) => /Error: boom shortly after listening/.test(line)), last.stderrTail.join('\n'));
+  assert.ok(last.stderrTail.length <= 20);
+  assert.ok(looping.workers.some((w) => w.restarts >= 1), 'the respawned workers count their restarts');
+
+  // WatchWorkers: every EXITED transition of a crash carries the exit code and the stderr tail.
+  await waitFor('the watch stream to show a crash', () => crashes.length > 0);
+  const seen = crashes[0]!.worker!;
+  assert.equal(seen.exitCode, 1);
+  assert.ok(seen.stderrTail.some((line) => /boom shortly after listening/.test(line)));
+
+  // The CLI shows it too.
+  const text = (await runCli(['--status', ...master.via])).stdout;
+  assert.match(text, /last crash: worker \d+ \(pid \d+, gen 1, \d+ restart\(s\) before it\) crashed: exited with code 1: Error: boom/);
+
+  // The master's CPU while it backs off: a spinning loop would use a whole core.
+  const wallStart = Date.now();
+  const cpuStart = cpuSeconds(master.pid);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const cpuUsed = cpuSeconds(master.pid) - cpuStart;
+  const wall = (Date.now() - wallStart) / 1000;
+  t.diagnostic(`master CPU during the crash loop: ${cpuUsed.toFixed(2)} s over ${wall.toFixed(1)} s`);
+  assert.ok(cpuUsed < wall * 0.3, `the master used ${cpuUsed} s of CPU in ${wall} s of crash loop`);
+
+  // Kill works in the middle of the loop: every worker killed, a fresh pool ready.
+  const before = await master.client.status();
+  const killed = await master.client.kill();
+  assert.equal(killed.workers.length, 2);
+  for (const worker of killed.workers) assert.equal(worker.state, WorkerState.WORKER_STATE_READY);
+  for (const worker of before.workers) assert.ok(!killed.workers.some((w) => w.pid === worker.pid));
+
+  // Die works in the middle of the loop: no respawn sneaks in, every pid is gone, exit 0.
+  const died = await master.client.die({ drainTimeoutMs: 5000 });
+  assert.ok(died.stopped >= 0);
+  assert.equal(await withDeadline('the master to exit', master.exited, 10_000), 0);
+  await expectGone([master.pid, ...master.workerPids()], 3000);
+  const afterStop = master.stderr().slice(master.stderr().search(/stopping \d+ worker\(s\)/));
+  assert.doesNotMatch(afterStop, /starting: forked/, 'no worker was forked once the master began stopping');
+  abort.abort();
+  await watching;
+  // The app port is quiet: nothing is left serving.
+  await assert.rejects(get(port, '/', false, 1000));
+});
