@@ -63,10 +63,11 @@ test('Die during an upgrade: the upgrade fails UNAVAILABLE, then every worker is
   const died = await master.client.die({ drainTimeoutMs: 5000 });
   await expectGrpcError(upgrade, status.UNAVAILABLE, /^upgrade cancelled: the master is shutting down$/);
   assert.equal((await inFlight).body, 'v1', 'the old workers were drained, not killed');
-  // The two old workers drained; the new one still starting was stopped by the cancelled upgrade
-  // (counted by Die too if it had not exited yet when Die took stock).
+  // The two old workers drained; the new ones still starting (up to two: maxSurge is min(2, cores)
+  // here) were stopped by the cancelled upgrade, and counted by Die too if they had not exited yet
+  // when Die took stock.
   assert.equal(died.killed, 0, 'nobody was killed at the drain timeout');
-  assert.ok(died.stopped === 2 || died.stopped === 3, `stopped ${died.stopped}`);
+  assert.ok(died.stopped >= 2 && died.stopped <= 4, `stopped ${died.stopped}`);
   assert.match(master.stderr(), /gen 2\) starting → exited: stopped \(was killed by SIGKILL\)/);
   assert.equal(await withDeadline('the master to exit', master.exited, 10_000), 0);
   await expectGone([master.pid, ...master.workerPids()], 3000);

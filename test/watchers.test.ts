@@ -133,7 +133,14 @@ test('a watcher that never reads is disconnected with ENHANCE_YOUR_CALM (RESOURC
   const session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: 0 } });
   t.after(() => session.destroy());
   session.on('error', () => {});
-  const stream = session.request({ ':method': 'POST', ':path': '/liveswap.v1.LiveswapService/WatchWorkers', 'content-type': 'application/grpc', te: 'trailers' });
+  const token = fs.readFileSync(running.control!.tokenFile!, 'utf8').trim();
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/liveswap.v1.LiveswapService/WatchWorkers',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    authorization: `Bearer ${token}`,
+  });
   stream.on('error', () => {});
   stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty WatchWorkersRequest
   const closed = new Promise<number>((resolve) => stream.once('close', () => resolve(stream.rstCode ?? -1)));

@@ -57,7 +57,12 @@ function toStatus(error: unknown, log: Logger): Partial<StatusObject> {
  * where it expects (the caller then ends the call the public way).
  */
 function resetStream(call: ServerWritableStream<unknown, unknown>): boolean {
-  const stream = (call as unknown as { call?: { stream?: ServerHttp2Stream } }).call?.stream;
+  // With server interceptors (the token check), the call is a chain of
+  // intercepting calls; the http2 stream is on the innermost one.
+  type Layer = { stream?: ServerHttp2Stream; nextCall?: Layer };
+  let layer = (call as unknown as { call?: Layer }).call;
+  for (let depth = 0; layer && !layer.stream && depth < 16; depth++) layer = layer.nextCall;
+  const stream = layer?.stream;
   if (!stream || typeof stream.close !== 'function') return false;
   if (!stream.closed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   return true;
