@@ -81,12 +81,19 @@ test('mTLS: a client certificate from the CA is required', async (t) => {
     noCert.close();
     stranger.close();
   });
-  await expectGrpcError(noCert.status(), status.UNAVAILABLE, /\(the master requires a client certificate: give --tls-cert and --tls-key\)$/);
-  await expectGrpcError(stranger.status(), status.UNAVAILABLE, /\(the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key/);
+  // With TLS 1.3 the client finishes its side of the handshake before the
+  // master checks the certificate, so which reason the client sees depends on
+  // whether the master's alert arrives before the connection is dropped: the
+  // precise one, or the generic set-up failure. Either way: refused, one line,
+  // a hint at the TLS options, nothing done.
+  const refusedForCertificate =
+    /\((the master requires a client certificate: give --tls-cert and --tls-key|the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key against the master's TLS settings)\)$/;
+  await expectGrpcError(noCert.status(), status.UNAVAILABLE, refusedForCertificate);
+  await expectGrpcError(stranger.status(), status.UNAVAILABLE, /\(the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key|the master refused the client certificate/);
   const cliNoCert = await runCli(['-d', ...master.via, '--tls-ca', certs.ca]);
   assert.equal(cliNoCert.code, 3, cliNoCert.stderr);
-  assert.equal(
-    cliNoCert.stderr,
-    `liveswap: no master at 127.0.0.1:${master.port} (the master requires a client certificate: give --tls-cert and --tls-key)\n`,
-  );
+  assert.equal(cliNoCert.stderr.split('\n').length, 2, cliNoCert.stderr);
+  assert.match(cliNoCert.stderr.trimEnd(), new RegExp(`^liveswap: no master at 127\\.0\\.0\\.1:${master.port} `));
+  assert.match(cliNoCert.stderr.trimEnd(), refusedForCertificate);
+  assert.equal((await master.client.status()).counts!.ready, 1, 'the refused -d stopped nothing');
 });
