@@ -80,6 +80,8 @@ export interface LiveswapOptions {
   stableMs?: number;
   /** New workers an upgrade boots at once (default: min(forks, CPU cores)). */
   maxSurge?: number;
+  /** Processes kept booted ahead of time so new workers skip Node's start-up (default: as many as maxSurge; 0: none). */
+  spares?: number;
   /** 'ready' (default): drain each old worker as soon as a new one is ready; 'stable': keep the last one until the new release passed the stability window. */
   cutover?: Cutover;
   hookTimeoutMs?: number;
@@ -142,6 +144,7 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
     ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
     ...(options.stableMs !== undefined && { stableMs: options.stableMs }),
     ...(options.maxSurge !== undefined && { maxSurge: options.maxSurge }),
+    ...(options.spares !== undefined && { spares: options.spares }),
     ...(options.cutover !== undefined && { cutover: options.cutover }),
     ...(options.hookTimeoutMs !== undefined && { hookTimeoutMs: options.hookTimeoutMs }),
     log: { level: options.logLevel, format: options.logFormat },

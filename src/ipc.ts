@@ -21,7 +21,18 @@ export interface DrainEnvelope {
   timeoutMs: number;
 }
 
-export type MasterToWorker = BroadcastEnvelope | DrainEnvelope;
+/**
+ * Master → spare: become a worker. A spare is a process the master forked
+ * ahead of time with the worker runtime loaded but no app; this message
+ * gives it the worker environment (target, generation, ready mode) and it
+ * runs the app as a freshly forked worker would.
+ */
+export interface RunEnvelope {
+  liveswap: 'run';
+  env: Record<string, string>;
+}
+
+export type MasterToWorker = BroadcastEnvelope | DrainEnvelope | RunEnvelope;
 
 /** Worker → master: the explicit ready signal (`process.send({ liveswap: 'ready' })`). */
 export interface ReadyMessage {
@@ -56,7 +67,16 @@ export function formatAddress(address: string | { address: string; port: number 
 export function isMasterEnvelope(message: unknown): message is MasterToWorker {
   if (typeof message !== 'object' || message === null) return false;
   const kind = (message as { liveswap?: unknown }).liveswap;
-  return kind === 'broadcast' || kind === 'drain';
+  return kind === 'broadcast' || kind === 'drain' || kind === 'run';
+}
+
+/** Spare → master: the runtime is loaded and listening for the run message. */
+export interface SpareMessage {
+  liveswap: 'spare';
+}
+
+export function isSpareMessage(message: unknown): message is SpareMessage {
+  return typeof message === 'object' && message !== null && (message as { liveswap?: unknown }).liveswap === 'spare';
 }
 
 export function isReadyMessage(message: unknown): message is ReadyMessage {
@@ -73,6 +93,8 @@ export const WorkerEnv = {
   generation: 'LIVESWAP_GENERATION',
   workerId: 'LIVESWAP_WORKER_ID',
   readyMode: 'LIVESWAP_READY_MODE',
+  /** Set (to "1") only on a spare, until it is told to run. */
+  spare: 'LIVESWAP_SPARE',
 } as const;
 
 /** The event the worker runtime emits on `process` when a drain begins. */

@@ -21,6 +21,7 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'pre-upgrade': ['start'],
   'hook-timeout': ['start'],
   'max-surge': ['start'],
+  spares: ['start'],
   cutover: ['start'],
   'stable-ms': ['start'],
   forks: ['start'],
@@ -70,6 +71,7 @@ export function parser(argv: string[]) {
           'listening (default; in an upgrade, on every address the old workers share), first-listen (on any one server: a release that moves a port), or message (process.send({ liveswap: "ready" }))',
       })
       .option('max-surge', { type: 'number', describe: 'With -s: new workers an upgrade boots at once (default: forks or CPU cores, whichever is fewer)' })
+      .option('spares', { type: 'number', describe: 'With -s: processes kept booted ahead of time so new workers skip Node\'s start-up (default: as many as --max-surge; 0: none)' })
       .option('cutover', {
         choices: ['ready', 'stable'] as const,
         describe:
@@ -143,6 +145,7 @@ export function checkArgs(args: Args): Command {
 
   wholeNumber('forks', args.forks, 1, MAX_FORKS);
   wholeNumber('max-surge', args['max-surge'], 1, MAX_FORKS);
+  wholeNumber('spares', args.spares, 0, MAX_FORKS);
   wholeNumber('stable-ms', args['stable-ms'], 0, MAX_TIMER_MS, ' of milliseconds');
   for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
     wholeNumber(flag, args[flag], 1, MAX_TIMER_MS, ' of milliseconds');

@@ -30,7 +30,7 @@ export function statusText(s: GetStatusResponse): string {
         : 'listening';
   const lines = [
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
-    `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
+    `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.spares} spare(s); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
   if (s.lastCrash) {
     const w = s.lastCrash;

@@ -109,6 +109,7 @@ async function runStart(args: Args): Promise<number> {
     ...(args['drain-timeout'] !== undefined && { drainTimeoutMs: args['drain-timeout'] }),
     ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
     ...(args['max-surge'] !== undefined && { maxSurge: args['max-surge'] }),
+    ...(args.spares !== undefined && { spares: args.spares }),
     ...(args.cutover !== undefined && { cutover: args.cutover }),
     ...(args['stable-ms'] !== undefined && { stableMs: args['stable-ms'] }),
     ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),

@@ -19,6 +19,8 @@ export interface MasterConfig {
   maxSurge: number;
   /** When the old version stops taking connections; see upgrade.ts. */
   cutover: Cutover;
+  /** Processes kept booted ahead of time (launcher.ts); undefined: as many as one upgrade boots at once. */
+  spares?: number;
   /** Absolute path of the pre-upgrade hook module, if any. */
   preUpgrade?: string;
   hookTimeoutMs: number;
@@ -37,6 +39,7 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
     stableMs: partial.stableMs ?? DEFAULTS.stableMs,
     maxSurge: partial.maxSurge ?? os.availableParallelism(),
     cutover: partial.cutover ?? DEFAULTS.cutover,
+    ...(partial.spares !== undefined && { spares: partial.spares }),
     hookTimeoutMs: partial.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs,
     backoffInitialMs: partial.backoffInitialMs ?? DEFAULTS.backoffInitialMs,
     backoffMaxMs: partial.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
@@ -52,6 +55,9 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
   }
   if (!Number.isInteger(config.maxSurge) || config.maxSurge < 1 || config.maxSurge > MAX_FORKS) {
     throw invalidArgument(`maxSurge must be a whole number from 1 to ${MAX_FORKS}, got ${config.maxSurge}`);
+  }
+  if (config.spares !== undefined && (!Number.isInteger(config.spares) || config.spares < 0 || config.spares > MAX_FORKS)) {
+    throw invalidArgument(`spares must be a whole number from 0 to ${MAX_FORKS}, got ${config.spares}`);
   }
   if (!CUTOVERS.includes(config.cutover)) {
     throw invalidArgument(`cutover must be one of ${CUTOVERS.map((c) => `"${c}"`).join(', ')}, got "${String(config.cutover)}"`);

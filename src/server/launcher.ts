@@ -8,7 +8,7 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { isAddressMessage, isReadyMessage, WorkerEnv } from '../ipc.js';
+import { isAddressMessage, isReadyMessage, isSpareMessage, WorkerEnv } from '../ipc.js';
 import { forEachLine } from './output.js';
 
 /**
@@ -48,6 +48,10 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
 export interface Launcher {
   launch(spec: LaunchSpec): WorkerProcess;
+  /** Stop: kill idle spare processes and make no more. */
+  close?(): void;
+  /** Spare processes ready to become workers now. */
+  spares?(): number;
 }
 
 /** How long to wait for a dead worker's pipes to close before reporting its exit anyway. */
@@ -116,20 +120,101 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   }
 }
 
+/** A spare is forked this long after the last launch, so it never competes with an upgrade's boots. */
+const SPARE_REFILL_DELAY_MS = 1000;
+/** Spares that die before use this many times in a row: stop making them (something is wrong with the runtime). */
+const MAX_SPARE_FAILURES = 3;
+
+/**
+ * Forks workers with node:cluster, and keeps `spares()` processes booted
+ * ahead of time: Node started, the worker runtime loaded, no app. Launching
+ * hands the release to a spare when there is one, so a new worker skips
+ * Node's start-up (about 100 ms on a small VM, several times that on a busy
+ * one) and is ready as soon as the app listens. That is most of an upgrade's
+ * cutover time. Spares are refilled a moment after the last launch.
+ */
 export class ClusterLauncher implements Launcher {
   private configured = false;
+  private readonly idle: ClusterWorker[] = [];
+  /** Spares that said they are listening for the run message (one sent earlier would be lost). */
+  private readonly waiting = new WeakSet<ClusterWorker>();
+  private refill: NodeJS.Timeout | undefined;
+  private closed = false;
+  private failures = 0;
+
+  constructor(private readonly wantedSpares: () => number = () => 0) {}
+
+  spares(): number {
+    return this.idle.filter((spare) => this.waiting.has(spare) && !spare.isDead()).length;
+  }
 
   launch(spec: LaunchSpec): WorkerProcess {
-    if (!this.configured) {
-      // silent: the master reads worker output to prefix it and keep its tail.
-      cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: true });
-      this.configured = true;
-    }
-    const worker = cluster.fork({
+    this.configure();
+    const env = {
       [WorkerEnv.target]: spec.target,
       [WorkerEnv.generation]: String(spec.generation),
       [WorkerEnv.readyMode]: spec.readyMode,
-    });
+    };
+    const spare = this.takeSpare();
+    let worker: ClusterWorker;
+    if (spare) {
+      worker = spare;
+      worker.send({ liveswap: 'run', env } as never);
+    } else {
+      worker = cluster.fork(env);
+    }
+    this.scheduleRefill();
     return new ClusterWorkerProcess(worker);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.refill);
+    for (const spare of this.idle.splice(0)) spare.process.kill('SIGKILL');
+  }
+
+  private configure(): void {
+    if (this.configured) return;
+    // silent: the master reads worker output to prefix it and keep its tail.
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: true });
+    this.configured = true;
+  }
+
+  /** An idle spare still alive and connected, if any. Exit events are async, so none can fire before the caller attaches its own. */
+  private takeSpare(): ClusterWorker | undefined {
+    const index = this.idle.findIndex((spare) => this.waiting.has(spare) && !spare.isDead() && spare.isConnected());
+    return index === -1 ? undefined : this.idle.splice(index, 1)[0];
+  }
+
+  private scheduleRefill(): void {
+    if (this.closed || this.failures >= MAX_SPARE_FAILURES) return;
+    clearTimeout(this.refill);
+    this.refill = setTimeout(() => this.fillSpares(), SPARE_REFILL_DELAY_MS);
+    this.refill.unref();
+  }
+
+  private fillSpares(): void {
+    while (!this.closed && this.failures < MAX_SPARE_FAILURES && this.idle.length < this.wantedSpares()) {
+      const spare = cluster.fork({ [WorkerEnv.spare]: '1' });
+      this.idle.push(spare);
+      // Drain its pipes: nothing is expected there, and a full pipe would block it.
+      spare.process.stdout?.resume();
+      spare.process.stderr?.resume();
+      spare.once('exit', () => {
+        const index = this.idle.indexOf(spare);
+        if (index === -1) return; // launched: its exit is the pool's business
+        this.idle.splice(index, 1);
+        if (!this.closed) {
+          this.failures++;
+          this.scheduleRefill();
+        }
+      });
+      spare.on('message', (message: unknown) => {
+        if (isSpareMessage(message)) {
+          this.waiting.add(spare);
+          this.failures = 0;
+        }
+      });
+    }
   }
 }

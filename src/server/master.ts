@@ -83,6 +83,8 @@ export interface MasterStatus {
   respawnsPending: number;
   /** The most recent worker that exited without being asked to, as it was when it exited. */
   lastCrash?: WorkerInfo;
+  /** Spare processes ready to become workers. */
+  spares: number;
 }
 
 /** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
@@ -134,7 +136,7 @@ export class Master extends EventEmitter<MasterEvents> {
   constructor(
     readonly config: MasterConfig,
     private readonly log: Logger,
-    launcher: Launcher = new ClusterLauncher(),
+    private readonly launcher: Launcher = new ClusterLauncher(() => config.spares ?? Math.min(config.forks, config.maxSurge)),
   ) {
     super();
     this.pool = new Pool(launcher);
@@ -165,6 +167,7 @@ export class Master extends EventEmitter<MasterEvents> {
       sequence: this.pool.lastSequence,
       readyMode: this.current?.readyMode ?? this.config.readyMode,
       respawnsPending: this.respawnTimers.size,
+      spares: this.launcher.spares?.() ?? 0,
       ...(this.lastCrash && { lastCrash: this.lastCrash }),
     };
   }
@@ -305,6 +308,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   private async stopEverything(options: DieOptions): Promise<DieResult> {
+    this.launcher.close?.();
     for (const timer of this.respawnTimers) clearTimeout(timer);
     this.respawnTimers.clear();
     if (this.operation) {

@@ -7,9 +7,14 @@
  * broadcast reaches them as the plain value it carries. Messages the app
  * sends (`process.send`) are not touched.
  */
-import { isMasterEnvelope, type DrainEnvelope } from '../ipc.js';
+import { isMasterEnvelope, type DrainEnvelope, type RunEnvelope } from '../ipc.js';
 
-export function installIpcBridge(onDrain: (envelope: DrainEnvelope) => void): void {
+export interface BridgeHandlers {
+  drain(envelope: DrainEnvelope): void;
+  run(envelope: RunEnvelope): void;
+}
+
+export function installIpcBridge(handlers: BridgeHandlers): void {
   const originalEmit = process.emit;
   const patchedEmit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'message' && isMasterEnvelope(args[0])) {
@@ -17,7 +22,8 @@ export function installIpcBridge(onDrain: (envelope: DrainEnvelope) => void): vo
       if (envelope.liveswap === 'broadcast') {
         return (originalEmit as (...a: unknown[]) => boolean).call(this, 'message', envelope.value, args[1]);
       }
-      onDrain(envelope);
+      if (envelope.liveswap === 'run') handlers.run(envelope);
+      else handlers.drain(envelope);
       return true;
     }
     return (originalEmit as (...a: unknown[]) => boolean).call(this, event, ...args);

@@ -8,6 +8,11 @@
  * package.json all behave as they do outside liveswap. A target that throws
  * while loading crashes the worker with Node's usual report on stderr, which
  * the master keeps for its error message.
+ *
+ * A spare (LIVESWAP_SPARE=1) loads all of this ahead of time and waits for
+ * the master's `run` message with the worker environment; from then on it is
+ * indistinguishable from a worker forked for that release, minus Node's
+ * start-up time.
  */
 import cluster from 'node:cluster';
 import Module from 'node:module';
@@ -16,8 +21,8 @@ import { drain, trackServers } from './drain.js';
 import { installIpcBridge } from './ipc-bridge.js';
 import { exitWhenMasterGone } from './orphan-guard.js';
 
-const target = process.env[WorkerEnv.target];
-if (!target) {
+const isSpare = process.env[WorkerEnv.spare] === '1';
+if (!isSpare && !process.env[WorkerEnv.target]) {
   process.stderr.write(`liveswap worker: ${WorkerEnv.target} is not set; workers are started by the liveswap master\n`);
   process.exit(78);
 }
@@ -25,7 +30,27 @@ if (!target) {
 // The app may want to know which worker it is (logs, metrics).
 if (cluster.worker) process.env[WorkerEnv.workerId] = String(cluster.worker.id);
 
-installIpcBridge((envelope) => void drain(envelope.timeoutMs));
+/** Runs the user's module exactly as `node target` would. */
+function runApp(target: string): void {
+  process.argv[1] = target;
+  (Module as unknown as { runMain(): void }).runMain();
+}
+
+// A spare has nothing to do until the master hands it a release; until then
+// this listener keeps its IPC channel (and so the process) alive.
+const awaitRun = () => {};
+let ran = false;
+installIpcBridge({
+  drain: (envelope) => void drain(envelope.timeoutMs),
+  run: (envelope) => {
+    if (!isSpare || ran) return;
+    ran = true;
+    delete process.env[WorkerEnv.spare];
+    Object.assign(process.env, envelope.env);
+    process.off('message', awaitRun);
+    runApp(envelope.env[WorkerEnv.target]!);
+  },
+});
 
 // The master owns every worker's life. A terminal's Ctrl-C (or a service
 // manager's SIGTERM to the whole process group) reaches the workers too;
@@ -39,5 +64,9 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 exitWhenMasterGone();
 trackServers();
 
-process.argv[1] = target;
-(Module as unknown as { runMain(): void }).runMain();
+if (isSpare) {
+  process.on('message', awaitRun);
+  process.send!({ liveswap: 'spare' });
+} else {
+  runApp(process.env[WorkerEnv.target]!);
+}
