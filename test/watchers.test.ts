@@ -51,6 +51,8 @@ test('500 watchers connecting and going away (cancelled or killed) leave no stre
   const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
   assert.equal((await master.client.status()).watchers, 0);
+  // Spares hold fds too (IPC, stdout, stderr): count from the steady state, with them booted.
+  await waitFor('the spares to be booted', async () => (await master.client.status()).spares === 2);
   const fdsBefore = fdCount(master.pid);
 
   // 300 in this process over 3 connections, cancelled by us; 200 in 4 processes of 50, SIGKILLed.
