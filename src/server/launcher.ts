@@ -52,6 +52,8 @@ export interface Launcher {
   close?(): void;
   /** Spare processes ready to become workers now. */
   spares?(): number;
+  /** Boot any missing spares now (the master calls it when an operation has ended). */
+  prepareSpares?(): void;
 }
 
 /** How long to wait for a dead worker's pipes to close before reporting its exit anyway. */
@@ -120,7 +122,10 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   }
 }
 
-/** A spare is forked this long after the last launch, so it never competes with an upgrade's boots. */
+/**
+ * Spares are forked when an operation ends (prepareSpares), or this long after
+ * a launch outside one (a crash respawn), so they do not compete with boots.
+ */
 const SPARE_REFILL_DELAY_MS = 1000;
 /** Spares that die before use this many times in a row: stop making them (something is wrong with the runtime). */
 const MAX_SPARE_FAILURES = 3;
@@ -131,7 +136,7 @@ const MAX_SPARE_FAILURES = 3;
  * hands the release to a spare when there is one, so a new worker skips
  * Node's start-up (about 100 ms on a small VM, several times that on a busy
  * one) and is ready as soon as the app listens. That is most of an upgrade's
- * cutover time. Spares are refilled a moment after the last launch.
+ * cutover time. Spares are refilled when the operation ends.
  */
 export class ClusterLauncher implements Launcher {
   private configured = false;
@@ -165,6 +170,12 @@ export class ClusterLauncher implements Launcher {
     }
     this.scheduleRefill();
     return new ClusterWorkerProcess(worker);
+  }
+
+  prepareSpares(): void {
+    if (this.closed || !this.configured) return;
+    clearTimeout(this.refill);
+    this.fillSpares();
   }
 
   close(): void {

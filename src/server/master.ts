@@ -351,6 +351,9 @@ export class Master extends EventEmitter<MasterEvents> {
     } finally {
       this.operation = undefined;
       this.refill();
+      // The operation's boots are over: boot the spares the next one will use now,
+      // rather than a while after the last launch.
+      if (!this.stopping) this.launcher.prepareSpares?.();
     }
   }
 
