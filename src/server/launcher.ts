@@ -164,7 +164,11 @@ export class ClusterLauncher implements Launcher {
     let worker: ClusterWorker;
     if (spare) {
       worker = spare;
-      worker.send({ liveswap: 'run', env } as never);
+      const run = () => worker.send({ liveswap: 'run', env } as never);
+      // A spare still booting is further along than a fresh fork: hand it the
+      // release as soon as it listens for it.
+      if (this.waiting.has(spare)) run();
+      else spare.on('message', (message: unknown) => isSpareMessage(message) && run());
     } else {
       worker = cluster.fork(env);
     }
@@ -191,9 +195,15 @@ export class ClusterLauncher implements Launcher {
     this.configured = true;
   }
 
-  /** An idle spare still alive and connected, if any. Exit events are async, so none can fire before the caller attaches its own. */
+  /**
+   * An idle spare still alive and connected, ready ones first, then one still
+   * booting. Exit events are async, so none can fire before the caller
+   * attaches its own.
+   */
   private takeSpare(): ClusterWorker | undefined {
-    const index = this.idle.findIndex((spare) => this.waiting.has(spare) && !spare.isDead() && spare.isConnected());
+    const alive = (spare: ClusterWorker) => !spare.isDead() && spare.isConnected();
+    let index = this.idle.findIndex((spare) => this.waiting.has(spare) && alive(spare));
+    if (index === -1) index = this.idle.findIndex(alive);
     return index === -1 ? undefined : this.idle.splice(index, 1)[0];
   }
 
