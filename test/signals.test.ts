@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
-import { childPids } from './helpers/proc-tree.js';
+import { hookRunnerPids } from './helpers/proc-tree.js';
 import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 
 test('SIGTERM drains every worker, lets the in-flight request finish, and exits 0', async (t) => {
@@ -98,7 +98,7 @@ test('SIGKILL of the master while the pre-upgrade hook runs: the hook process an
   t.after(() => master.stop());
   const workers = (await master.client.status()).workers.map((w) => w.pid);
   master.client.upgrade({ target: fixture('v2.js') }).catch(() => {});
-  const hook = await waitFor('the hook runner to be running', () => childPids(master.pid).find((pid) => !workers.includes(pid)));
+  const hook = await waitFor('the hook runner to be running', () => hookRunnerPids(master.pid)[0]);
   master.child.kill('SIGKILL');
   await master.exited;
   await expectGone([hook, ...workers], 2000);

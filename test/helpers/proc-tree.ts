@@ -28,6 +28,20 @@ export function childPids(pid: number): number[] {
 }
 
 
+/** The command line of a process ('' once it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Children of the master running the pre-upgrade hook runner (not workers, not spares). */
+export function hookRunnerPids(masterPid: number): number[] {
+  return childPids(masterPid).filter((pid) => commandLine(pid).includes('hook-runner.js'));
+}
+
 /** The non-empty lines of a text. */
 export function lines(text: string): string[] {
   return text.split('\n').filter((line) => line.trim() !== '');
