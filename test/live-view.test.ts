@@ -14,8 +14,8 @@ import { EXITED_LINGER_MS, HIDE_CURSOR, SHOW_CURSOR, WatchModel } from '../src/c
 import { TABLE_COLUMNS, workerTableLines } from '../src/cli/worker-table.js';
 import { freePort } from './helpers/net.js';
 import { CLI, fixture, tempDir } from './helpers/paths.js';
-import { runCli, startMaster } from './helpers/processes.js';
-import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
+import { runCli, spawnCli, startMaster } from './helpers/processes.js';
+import { isAlive, waitFor, withDeadline } from './helpers/wait.js';
 
 const { WORKER_STATE_STARTING: STARTING, WORKER_STATE_READY: READY } = WorkerState;
 const { WORKER_STATE_DRAINING: DRAINING, WORKER_STATE_EXITED: EXITED } = WorkerState;
@@ -183,17 +183,8 @@ interface JsonItem {
 test('liveswap --watch --json: an upgrade as NDJSON, in order, ending where GetStatus ends', async (t) => {
   const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(await freePort()) } });
   t.after(() => master.stop());
-  const watcher = spawn(process.execPath, [CLI, '--watch', '--json', ...master.via], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  watcher.stdout.on('data', (chunk) => (stdout += chunk));
-  watcher.stderr.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => watcher.once('exit', (code) => resolve(code)));
-  t.after(async () => {
-    if (isAlive(watcher.pid!)) watcher.kill('SIGKILL');
-    await expectGone([watcher.pid!]);
-  });
-  const items = () => stdout.split('\n').slice(0, -1).map((line) => JSON.parse(line) as JsonItem);
+  const watcher = spawnCli(t, ['--watch', '--json', ...master.via]);
+  const items = () => watcher.stdout().split('\n').slice(0, -1).map((line) => JSON.parse(line) as JsonItem);
 
   await waitFor('the snapshot line', () => items().length >= 1);
   const result = await master.client.upgrade({ target: fixture('v2.js') });
@@ -201,9 +192,9 @@ test('liveswap --watch --json: an upgrade as NDJSON, in order, ending where GetS
   await waitFor('every transition up to the final sequence', () =>
     items().some((item) => item.transition && Number(item.transition.sequence) === status.sequence),
   );
-  watcher.kill('SIGINT');
-  assert.equal(await withDeadline('the watcher to exit on SIGINT', exited, 5000), 0, stderr);
-  assert.equal(stderr, '');
+  watcher.child.kill('SIGINT');
+  assert.equal((await withDeadline('the watcher to exit on SIGINT', watcher.exited, 5000)).code, 0, watcher.stderr());
+  assert.equal(watcher.stderr(), '');
 
   const [first, ...rest] = items();
   assert.ok(first!.snapshot && !first!.transition, 'the snapshot comes first');

@@ -87,9 +87,9 @@ test('mTLS: a client certificate from the CA is required', async (t) => {
   // precise one, or the generic set-up failure. Either way: refused, one line,
   // a hint at the TLS options, nothing done.
   const refusedForCertificate =
-    /\((the master requires a client certificate: give --tls-cert and --tls-key|the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key against the master's TLS settings)\)$/;
+    /\((the master requires a client certificate: give --tls-cert and --tls-key|the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key against the master's TLS settings|the connection was reset during TLS set-up: does the master require a client certificate \(--tls-cert, --tls-key\), or not trust yours\?)\)$/;
   await expectGrpcError(noCert.status(), status.UNAVAILABLE, refusedForCertificate);
-  await expectGrpcError(stranger.status(), status.UNAVAILABLE, /\(the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key|the master refused the client certificate/);
+  await expectGrpcError(stranger.status(), status.UNAVAILABLE, /\(the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key|the master refused the client certificate|the connection was reset during TLS set-up/);
   const cliNoCert = await runCli(['-d', ...master.via, '--tls-ca', certs.ca]);
   assert.equal(cliNoCert.code, 3, cliNoCert.stderr);
   assert.equal(cliNoCert.stderr.split('\n').length, 2, cliNoCert.stderr);

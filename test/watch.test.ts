@@ -5,13 +5,12 @@
  * the same stream as NDJSON until it is told to stop.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { Transition, WorkerState, type Snapshot, type WatchWorkersResponse } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
-import { CLI, fixture } from './helpers/paths.js';
-import { startMaster } from './helpers/processes.js';
-import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
+import { fixture } from './helpers/paths.js';
+import { spawnCli, startMaster } from './helpers/processes.js';
+import { waitFor, withDeadline } from './helpers/wait.js';
 
 const { WORKER_STATE_UNSPECIFIED: UNSPECIFIED, WORKER_STATE_STARTING: STARTING, WORKER_STATE_READY: READY } = WorkerState;
 const { WORKER_STATE_DRAINING: DRAINING, WORKER_STATE_EXITED: EXITED } = WorkerState;
@@ -121,20 +120,10 @@ test('liveswap --watch --json prints NDJSON until SIGTERM', async (t) => {
   const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
 
-  const watcher = spawn(process.execPath, [CLI, '--watch', '--json', ...master.via], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  watcher.stdout.on('data', (chunk) => (stdout += chunk));
-  watcher.stderr.on('data', (chunk) => (stderr += chunk));
-  const watcherExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    watcher.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  t.after(async () => {
-    if (isAlive(watcher.pid!)) watcher.kill('SIGKILL');
-    await expectGone([watcher.pid!]);
-  });
+  const watcher = spawnCli(t, ['--watch', '--json', ...master.via]);
   const items = () =>
-    stdout
+    watcher
+      .stdout()
       .split('\n')
       .slice(0, -1) // only complete lines
       .map((line) => JSON.parse(line) as Record<string, any>);
@@ -148,15 +137,15 @@ test('liveswap --watch --json prints NDJSON until SIGTERM', async (t) => {
   const exitedLines = () => items().filter((item) => item.transition?.toState === 'WORKER_STATE_EXITED');
   await waitFor('the watcher to print both old workers exiting', () => exitedLines().length >= 2, { timeoutMs: 5000 });
 
-  watcher.kill('SIGTERM');
-  const exit = await withDeadline('the watcher to exit after SIGTERM', watcherExit, 5000);
-  assert.deepEqual(exit, { code: 0, signal: null }, `watcher stderr: ${stderr}`);
-  assert.equal(stderr, '');
+  watcher.child.kill('SIGTERM');
+  const exit = await withDeadline('the watcher to exit after SIGTERM', watcher.exited, 5000);
+  assert.deepEqual(exit, { code: 0, signal: null }, `watcher stderr: ${watcher.stderr()}`);
+  assert.equal(watcher.stderr(), '');
 
   // Every line is one JSON object; after the snapshot, transitions with gapless sequence numbers.
   const all = items();
-  assert.ok(stdout.endsWith('\n'));
-  assert.equal(all.length, 9, `1 snapshot + 8 transitions, got:\n${stdout}`);
+  assert.ok(watcher.stdout().endsWith('\n'));
+  assert.equal(all.length, 9, `1 snapshot + 8 transitions, got:\n${watcher.stdout()}`);
   const transitions = all.slice(1);
   for (const item of transitions) {
     assert.ok(item.transition && !item.snapshot, `later lines are transitions: ${JSON.stringify(item)}`);

@@ -57,12 +57,18 @@ function unreachableReason(details: string): string | undefined {
   return last ? last[1]!.replace(/^Error: /, '') : undefined;
 }
 
-export function wrapClientError(error: ServiceError, endpoint: string): LiveswapClientError {
+export function wrapClientError(error: ServiceError, endpoint: string, { tls = false } = {}): LiveswapClientError {
   const details = (error.details || error.message).replace(/\s*\n\s*/g, ' ');
   const tail = error.metadata?.get(STDERR_TAIL_KEY) ?? [];
   const stderrTail = tail.flatMap((value) => value.toString().split('\n')).filter((line) => line !== '');
   if (error.code === status.UNAVAILABLE) {
-    const reason = unreachableReason(details);
+    let reason = unreachableReason(details);
+    // With TLS 1.3 a master that refuses the client's certificate (or its
+    // absence) may just drop the connection after the handshake, before its
+    // alert arrives.
+    if (tls && reason === 'connection reset') {
+      reason = 'the connection was reset during TLS set-up: does the master require a client certificate (--tls-cert, --tls-key), or not trust yours?';
+    }
     if (reason) return new LiveswapClientError(error.code, `no master at ${endpoint} (${reason})`, stderrTail);
   }
   if (error.code === status.DEADLINE_EXCEEDED) {

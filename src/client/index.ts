@@ -132,7 +132,7 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
     return md;
   };
   const wrap = (error: ServiceError, from = lastSource): LiveswapClientError => {
-    const wrapped = wrapClientError(error, endpoint);
+    const wrapped = wrapClientError(error, endpoint, { tls: Boolean(options.tls) });
     if (wrapped.code !== status.UNAUTHENTICATED) return wrapped;
     return new LiveswapClientError(wrapped.code, `${wrapped.message} (client: ${from})`, wrapped.stderrTail);
   };

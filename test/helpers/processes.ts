@@ -31,6 +31,34 @@ export function runCli(args: string[], { cwd = process.cwd(), env = {}, timeoutM
   );
 }
 
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code and signal once the CLI exits. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * A long-running CLI command (e.g. --watch) as a real process. The caller's
+ * test kills it if it is still running at the end and checks that it is gone.
+ */
+export function spawnCli(t: { after(fn: () => Promise<void>): void }, args: string[]): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  t.after(async () => {
+    if (isAlive(child.pid!)) child.kill('SIGKILL');
+    await expectGone([child.pid!]);
+  });
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
 export interface MasterProcess {
   readonly child: ChildProcess;
   readonly pid: number;
