@@ -35,7 +35,7 @@ import { startMaster, type MasterProcess } from '../test/helpers/processes.js';
 import { waitFor, withDeadline } from '../test/helpers/wait.js';
 import { LoadGenerator, type Request } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
-import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
+import { cpuMsOfTree, fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { median, ms, percentile, table, writeJson } from './lib/report.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
@@ -89,6 +89,7 @@ async function plainCluster(forks: number, port: number) {
   });
   await withDeadline('plain cluster to listen', once(child, 'message'), 15_000);
   return {
+    pid: child.pid!,
     async stop() {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
@@ -97,18 +98,25 @@ async function plainCluster(forks: number, port: number) {
   };
 }
 
-/** Requests answered per second during STEADY_MS, after a warm-up. */
-async function requestsPerSecond(port: number, keepAlive: boolean): Promise<number> {
+/**
+ * Requests answered per second during STEADY_MS, after a warm-up, and the CPU
+ * the server side (the master or primary and its workers) spent per 1000 of
+ * them. CPU per request is the steadier of the two on a shared VM: it does not
+ * depend on how much CPU the machine happened to give the run.
+ */
+async function requestsPerSecond(port: number, keepAlive: boolean, serverPid: number): Promise<{ rps: number; cpuPerK: number }> {
   const load = new LoadGenerator();
   try {
     load.start({ port, clients: CLIENTS, keepAlive });
     await sleep(WARMUP_MS);
     const from = now();
+    const cpuFrom = cpuMsOfTree(serverPid);
     await sleep(STEADY_MS);
+    const cpuTo = cpuMsOfTree(serverPid);
     const to = now();
     const requests = await load.stop();
     const answered = requests.filter((r) => !isFailure(r) && answeredAt(r) >= from && answeredAt(r) < to).length;
-    return answered / ((to - from) / 1000);
+    return { rps: answered / ((to - from) / 1000), cpuPerK: ((cpuTo - cpuFrom) / answered) * 1000 };
   } finally {
     await load.close();
   }
@@ -122,20 +130,29 @@ async function steadyState(forks: number) {
   try {
     for (const keepAlive of [true, false]) {
       const rps = { plain: [] as number[], liveswap: [] as number[] };
+      const cpu = { plain: [] as number[], liveswap: [] as number[] };
       for (let round = 0; round < STEADY_ROUNDS; round++) {
         // Alternate who goes first, so drift in the machine's state hits both.
         const order = round % 2 === 0 ? (['plain', 'liveswap'] as const) : (['liveswap', 'plain'] as const);
-        for (const who of order) rps[who].push(await requestsPerSecond(who === 'plain' ? plainPort : liveswapPort, keepAlive));
+        for (const who of order) {
+          const measured = await requestsPerSecond(who === 'plain' ? plainPort : liveswapPort, keepAlive, who === 'plain' ? plain.pid : master.pid);
+          rps[who].push(measured.rps);
+          cpu[who].push(measured.cpuPerK);
+        }
       }
       // Each round measures both back to back; the ratio of a round cancels
       // the machine's drift between rounds (a shared VM varies by 30%).
       const ratio = median(rps.liveswap.map((v, i) => v / rps.plain[i]!));
+      // Requests per CPU-second, liveswap over plain: 1 means the same work per request.
+      const efficiency = median(cpu.plain) / median(cpu.liveswap);
       rows.push({
         workers: forks,
         clients: `${CLIENTS} ${keepAlive ? 'keep-alive' : 'connection-close'}`,
         'plain node:cluster req/s': rps.plain.map((v) => Math.round(v)).join(', '),
         'liveswap req/s': rps.liveswap.map((v) => Math.round(v)).join(', '),
         'ratio (median of rounds)': ratio.toFixed(3),
+        'server CPU ms per 1000 req, plain / liveswap': `${median(cpu.plain).toFixed(0)} / ${median(cpu.liveswap).toFixed(0)}`,
+        'req per CPU-second ratio': efficiency.toFixed(3),
       });
     }
   } finally {

@@ -31,3 +31,18 @@ export function peakChildren(pid: number, everyMs = 10): { stop(): number } {
     },
   };
 }
+
+/** CPU time (user + system) of `pid` and its children so far, in ms (from /proc; 10 ms resolution). */
+export function cpuMsOfTree(pid: number): number {
+  let ticks = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
