@@ -58,7 +58,10 @@ test('a crash loop shows its restarts, exit code and stderr tail, idles the mast
   assert.match(last.reason, /^crashed: exited with code 1: Error: boom shortly after listening/);
   assert.ok(last.stderrTail.some((line) => /Error: boom shortly after listening/.test(line)), last.stderrTail.join('\n'));
   assert.ok(last.stderrTail.length <= 20);
-  assert.ok(looping.workers.some((w) => w.restarts >= 1), 'the respawned workers count their restarts');
+  // Both slots may be waiting out their backoff right now (no worker listed): wait for a respawn.
+  await waitFor('a respawned worker that counts its restarts', async () =>
+    (await master.client.status()).workers.some((w) => w.restarts >= 1),
+  );
 
   // WatchWorkers: every EXITED transition of a crash carries the exit code and the stderr tail.
   await waitFor('the watch stream to show a crash', () => crashes.length > 0);
