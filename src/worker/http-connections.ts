@@ -20,7 +20,6 @@ import https from 'node:https';
 import type net from 'node:net';
 
 export const DRAIN_IDLE_GRACE_MS = 1000;
-const EXPECT_EVENTS = ['checkContinue', 'checkExpectation'];
 const IDLE_CHECK_INTERVAL_MS = 100;
 
 interface SocketState {
@@ -36,22 +35,29 @@ const sockets = new Map<net.Socket, SocketState>();
 const closingByUs = new WeakSet<http.ServerResponse>();
 let draining = false;
 
-/** Watches one server's connections and requests (only HTTP servers have either). */
+/**
+ * Watches one server's connections and requests (only HTTP servers have
+ * either). We wrap this server's `emit` rather than add listeners: it sees a
+ * request before the app's handler writes the response, whatever order the
+ * app adds its listeners in; it adds no listener Node would count (Node
+ * answers `Expect: 100-continue` itself only while nobody listens for
+ * `checkContinue`); and an event with one listener stays on EventEmitter's
+ * fast path, where a second listener would copy the listener array on every
+ * request.
+ */
 export function watchHttp(server: net.Server): void {
-  // Prepended so that we mark a response before the app's handler writes it.
-  server.prependListener('request', onRequest);
-  // An app that handles `Expect:` itself gets those requests on other events.
-  // Only shadow them once the app listens to them: a listener of ours alone
-  // would switch off Node's automatic `100 Continue`.
-  for (const event of EXPECT_EVENTS) {
-    if (server.listenerCount(event) > 0) server.prependListener(event, onRequest);
-  }
-  server.on('newListener', (event: string | symbol, listener: unknown) => {
-    if (typeof event !== 'string' || listener === onRequest || !EXPECT_EVENTS.includes(event)) return;
-    if (!server.listeners(event).includes(onRequest)) server.prependListener(event, onRequest);
-  });
-  if (server instanceof https.Server) server.on('secureConnection', track);
-  else if (server instanceof http.Server) server.on('connection', track);
+  const connectionEvent = server instanceof https.Server ? 'secureConnection' : server instanceof http.Server ? 'connection' : undefined;
+  if (!connectionEvent) return;
+  const emit = server.emit;
+  server.emit = function (this: net.Server, event: string | symbol, first?: unknown, second?: unknown): boolean {
+    if (event === 'request' || event === 'checkContinue' || event === 'checkExpectation') {
+      onRequest(first as http.IncomingMessage, second as http.ServerResponse);
+    } else if (event === connectionEvent) {
+      track(first as net.Socket);
+    }
+    // eslint-disable-next-line prefer-rest-params -- pass every argument on untouched
+    return (emit as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
+  } as typeof server.emit;
 }
 
 function track(socket: net.Socket): SocketState {
