@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../token-file.js';
 import { generateToken, tokenInterceptor } from './auth.js';
-import { invalidArgument, LiveswapError, Status } from './errors.js';
+import { bindFailureReason, invalidArgument, LiveswapError, Status } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Master } from './master.js';
 import { createService, LiveswapServiceService, type ServiceOptions } from './service.js';
@@ -148,14 +148,8 @@ function bind(server: Server, address: string, credentials: ServerCredentials): 
 }
 
 function explainBindError(where: string, error: Error): LiveswapError {
-  const text = error.message;
-  const why = /EADDRINUSE/.test(text)
-    ? 'address already in use (is another liveswap master running?)'
-    : /EACCES/.test(text)
-      ? 'permission denied'
-      : /EADDRNOTAVAIL/.test(text)
-        ? 'address not available on this machine'
-        : text;
+  let why = bindFailureReason(error);
+  if (/EADDRINUSE/.test(error.message)) why += ' (is another liveswap master running?)';
   return new LiveswapError(Status.UNAVAILABLE, `cannot listen on ${where}: ${why}`);
 }
 

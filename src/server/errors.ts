@@ -24,3 +24,12 @@ export const failedPrecondition = (message: string, stderrTail: readonly string[
   new LiveswapError(status.FAILED_PRECONDITION, message, stderrTail);
 export const aborted = (message: string) => new LiveswapError(status.ABORTED, message);
 export const unavailable = (message: string) => new LiveswapError(status.UNAVAILABLE, message);
+
+/** Why a server could not bind, in words (the error's code, or its message). */
+export function bindFailureReason(error: Error): string {
+  const text = error.message;
+  if (/EADDRINUSE/.test(text)) return 'address already in use';
+  if (/EACCES/.test(text)) return 'permission denied';
+  if (/EADDRNOTAVAIL/.test(text)) return 'address not available on this machine';
+  return text;
+}

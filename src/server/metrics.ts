@@ -13,7 +13,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { invalidArgument, LiveswapError, Status } from './errors.js';
+import { bindFailureReason, invalidArgument, LiveswapError, Status } from './errors.js';
 import type { Logger } from './logger.js';
 import type { BroadcastResult, Master, UpgradeOutcomeName, UpgradeReport } from './master.js';
 import type { PoolTransition } from './pool.js';
@@ -234,16 +234,8 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
       server.off('error', reject);
       resolve();
     });
-  }).catch((error: NodeJS.ErrnoException) => {
-    const why =
-      error.code === 'EADDRINUSE'
-        ? 'address already in use'
-        : error.code === 'EACCES'
-          ? 'permission denied'
-          : error.code === 'EADDRNOTAVAIL'
-            ? 'address not available on this machine'
-            : error.message;
-    throw new LiveswapError(Status.UNAVAILABLE, `cannot serve metrics on ${requested}: ${why}`);
+  }).catch((error: Error) => {
+    throw new LiveswapError(Status.UNAVAILABLE, `cannot serve metrics on ${requested}: ${bindFailureReason(error)}`);
   });
   const endpoint = hostPort(where.address, (server.address() as AddressInfo).port);
   const url = `http://${endpoint}/metrics`;
