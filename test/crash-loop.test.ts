@@ -5,28 +5,14 @@
  * (An upgrade to fixed code ending a loop: crash.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import { test } from 'node:test';
 import { WorkerState, type Transition } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
+import { cpuSeconds } from './helpers/proc-tree.js';
 import { runCli, startMaster } from './helpers/processes.js';
 import { expectGone, waitFor, withDeadline } from './helpers/wait.js';
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat (utime, stime); fields[0] here is field 3.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks();
-}
-
-let ticks: number | undefined;
-function clockTicks(): number {
-  ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return ticks;
-}
 
 test('a crash loop shows its restarts, exit code and stderr tail, idles the master, and Kill and Die still work', async (t) => {
   const port = await freePort();

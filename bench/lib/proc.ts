@@ -1,5 +1,6 @@
 /** What the benchmark reads about processes, from /proc (Linux). */
 import fs from 'node:fs';
+import { childPids, cpuSeconds } from '../../test/helpers/proc-tree.js';
 
 /** Resident set size in MiB. */
 export function rssMiB(pid: number): number {
@@ -10,14 +11,6 @@ export function rssMiB(pid: number): number {
 
 export function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
-
-export function childPids(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** Samples the number of child processes of `pid` every few ms until stopped; returns the peak. */
@@ -32,17 +25,7 @@ export function peakChildren(pid: number, everyMs = 10): { stop(): number } {
   };
 }
 
-/** CPU time (user + system) of `pid` and its children so far, in ms (from /proc; 10 ms resolution). */
+/** CPU time (user + system) of `pid` and its children so far, in ms. */
 export function cpuMsOfTree(pid: number): number {
-  let ticks = 0;
-  for (const p of [pid, ...childPids(pid)]) {
-    try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
+  return [pid, ...childPids(pid)].reduce((sum, p) => sum + cpuSeconds(p), 0) * 1000;
 }

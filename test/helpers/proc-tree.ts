@@ -1,32 +1,55 @@
 /**
  * Process-tree and output helpers for the hook, watch and operation-lock tests.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+
+/**
+ * The fields of /proc/PID/stat after the command name, or undefined once the
+ * process is gone. fields[0] is field 3 of stat(5) (the state), fields[1] the
+ * ppid, fields[11] and fields[12] utime and stime.
+ */
+export function statFields(pid: number | string): string[] | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
 
 /** Direct children of `pid` right now (Linux /proc; an empty list where /proc is missing). */
 export function childPids(pid: number): number[] {
+  // The kernel's own list, where it keeps one (CONFIG_PROC_CHILDREN): one read
+  // instead of a scan of every process, cheap enough to sample every few ms.
+  try {
+    const listed = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return listed ? listed.split(/\s+/).map(Number).sort((a, b) => a - b) : [];
+  } catch {
+    // Not there: scan.
+  }
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
   } catch {
     return [];
   }
-  const children: number[] = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === pid) children.push(Number(entry));
-  }
-  return children.sort((a, b) => a - b);
+  return entries
+    .filter((entry) => /^\d+$/.test(entry) && Number(statFields(entry)?.[1]) === pid)
+    .map(Number)
+    .sort((a, b) => a - b);
 }
 
+let clockTicks: number | undefined;
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const fields = statFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / clockTicks : 0;
+}
 
 /** The command line of a process ('' once it is gone). */
 export function commandLine(pid: number): string {
