@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { connect, LiveswapServiceClient, type GetStatusResponse, type LiveswapClient, type ReadyMode } from '../src/client/index.js';
-import { expectGrpcError } from './helpers/grpc.js';
+import { connect, LiveswapServiceClient, type LiveswapClient, type ReadyMode } from '../src/client/index.js';
+import { expectGrpcError, poolState } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
 import { CLI, fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster, type CliResult } from './helpers/processes.js';
@@ -21,17 +21,6 @@ import { expectGone, waitFor, withDeadline } from './helpers/wait.js';
 
 const MAX_UINT32 = 4294967295; // what -1 becomes in a client that wraps it into a uint32
 const OVER_4_MIB = 'x'.repeat(5 * 1024 * 1024);
-
-/** What must not change: the workers (ids and pids), the generation, the target, no operation. */
-function shape(s: GetStatusResponse): string {
-  return JSON.stringify({
-    generation: s.generation,
-    target: s.target,
-    operation: s.operation,
-    forks: s.forks,
-    workers: s.workers.map((w) => [w.id, w.pid, w.state, w.generation]).sort(),
-  });
-}
 
 /** Paths that are wrong in every way a path can be, in a private directory. */
 function badPaths(t: TestContext) {
@@ -112,13 +101,13 @@ test('every RPC with bad input: the right status, one actionable line, and nothi
       throw new Error(`${what}: ${e.message}`);
     });
     assert.doesNotMatch(error.message, /\n/, `${what}: one line`);
-    assert.equal(shape(await c.status()), shape(before), `${what}: nothing changed`);
+    assert.equal(poolState(await c.status()), poolState(before), `${what}: nothing changed`);
   }
   const missing = await rawCall(master.socket, 'broadcast', {});
   assert.equal(missing.code, INVALID_ARGUMENT);
   assert.equal(missing.details, 'message is required: any JSON value (a string, number, bool, null, list or object)');
 
-  assert.equal(shape(await c.status()), shape(before));
+  assert.equal(poolState(await c.status()), poolState(before));
   assert.deepEqual(master.workerPids().sort(), before.workers.map((w) => w.pid).sort(), 'no worker was ever forked');
   assert.equal((await get(port)).body, 'v1');
   t.diagnostic(`${cases.length + 1} bad requests, state unchanged`);
@@ -159,7 +148,7 @@ test('an unreadable target: INVALID_ARGUMENT "not readable" from the master, exi
   for (const rpc of ['start', 'upgrade'] as const) {
     await expectGrpcError(client[rpc]({ target: unreadable }), status.INVALID_ARGUMENT, /^target .*unreadable\.js is not readable \(permission denied\)$/);
   }
-  assert.equal(shape(await client.status()), shape(before));
+  assert.equal(poolState(await client.status()), poolState(before));
   assert.equal((await client.status()).workers.length, 0);
   // The CLI says the same before it starts anything (`-s` checks the target first).
   const cli = await new Promise<CliResult>((resolve) => {
@@ -228,7 +217,7 @@ test('every CLI flag with a bad value: exit 2 (usage) or 1 (the master refused t
     assert.doesNotMatch(result.stderr, /\n\s+at /, `${label}: no stack trace`);
     assert.match(lines[0]!, message, label);
   });
-  assert.equal(shape(await master.client.status()), shape(before), 'nothing changed');
+  assert.equal(poolState(await master.client.status()), poolState(before), 'nothing changed');
   assert.equal((await get(port)).body, 'v1');
   t.diagnostic(`${cases.length} bad command lines`);
 });

@@ -14,7 +14,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Client, credentials, InterceptingCall, Metadata, status, type Interceptor, type ServiceError } from '@grpc/grpc-js';
-import { LiveswapServiceClient, type GetStatusResponse } from '../src/client/index.js';
+import { LiveswapServiceClient } from '../src/client/index.js';
+import { poolState } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
@@ -102,8 +103,6 @@ test('5,000+ random and malformed requests leave the master serving, the workers
       },
     });
   const before = await master.client.status();
-  const shape = (s: GetStatusResponse) =>
-    JSON.stringify([s.generation, s.target, s.operation, s.forks, s.workers.map((w) => [w.id, w.pid, w.state]).sort()]);
 
   const stub = new LiveswapServiceClient(endpoint, credentials.createInsecure(), { interceptors: [authorize] });
   const raw = new Client(endpoint, credentials.createInsecure(), { interceptors: [authorize] });
@@ -250,7 +249,7 @@ test('5,000+ random and malformed requests leave the master serving, the workers
   // The master serves, the same workers run, the app answers.
   assert.ok(isAlive(master.pid));
   const after = await master.client.status();
-  assert.equal(shape(after), shape(before), 'the workers are the same processes, the generation the same');
+  assert.equal(poolState(after), poolState(before), 'the workers are the same processes, the generation the same');
   assert.equal(after.restarts, 0);
   assert.equal(after.watchers, 0, 'every cancelled watch is gone');
   assert.equal((await get(appPort)).body, 'v1');
