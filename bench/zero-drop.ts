@@ -270,15 +270,26 @@ function lightLoad(port: number, clients = 8) {
   };
 }
 
-async function cutoverTiming() {
+/** A 2-worker master under light load: runs `body` after a warm-up, then stops both; resolves with every request sent. */
+async function underLightLoad(body: (master: MasterProcess) => Promise<void>): Promise<Request[]> {
   const port = await freePort();
   const master = await liveswapMaster(2, port);
   const load = lightLoad(port);
-  const windows: UpgradeWindow[] = [];
-  const sparesReady: number[] = [];
   let requests: Request[] = [];
   try {
     await sleep(WARMUP_MS);
+    await body(master);
+  } finally {
+    requests = await load.stop();
+    await master.stop();
+  }
+  return requests;
+}
+
+async function cutoverTiming() {
+  const windows: UpgradeWindow[] = [];
+  const sparesReady: number[] = [];
+  const requests = await underLightLoad(async (master) => {
     for (let u = 0; u < TIMING_UPGRADES; u++) {
       const from = VERSIONS[u % 3]!;
       const to = VERSIONS[(u + 1) % 3]!;
@@ -288,10 +299,7 @@ async function cutoverTiming() {
       windows.push({ from, to, startedAt, returnedAt: now(), firstNewMs: NaN, lastOldMs: NaN });
       await sleep(TIMING_GAP_MS);
     }
-  } finally {
-    requests = await load.stop();
-    await master.stop();
-  }
+  });
   return windows.map((w, i) => {
     const until = windows[i + 1]?.startedAt ?? Infinity;
     Object.assign(w, cutover(requests, w, until));
@@ -312,15 +320,10 @@ async function cutoverTiming() {
 }
 
 async function rssAcrossUpgrades() {
-  const port = await freePort();
-  const master = await liveswapMaster(2, port);
-  const load = lightLoad(port);
   const rss: number[] = [];
   const fds: number[] = [];
-  let requests: Request[] = [];
   let rssAtStart = NaN;
-  try {
-    await sleep(WARMUP_MS);
+  const requests = await underLightLoad(async (master) => {
     rssAtStart = rssMiB(master.pid);
     for (let u = 0; u < RSS_WARMUP_UPGRADES; u++) {
       await master.client.upgrade({ target: fixture(`${VERSIONS[(u + 1) % 3]}.js`) });
@@ -332,10 +335,7 @@ async function rssAcrossUpgrades() {
       rss.push(rssMiB(master.pid));
       fds.push(fdCount(master.pid));
     }
-  } finally {
-    requests = await load.stop();
-    await master.stop();
-  }
+  });
   const spread = (Math.max(...rss) - Math.min(...rss)) / rss[0]!;
   return {
     row: {
