@@ -3,10 +3,10 @@
  * node:cluster, measured in one run on this machine (loopback only).
  *
  * For each pool size (BENCH_FORKS, default "2,8"):
- *   1. Steady state: req/s of liveswap and of a hand-rolled node:cluster
- *      primary (bench/lib/plain-cluster.ts) running the same app with the same
- *      number of workers, measured in alternating rounds, keep-alive and
- *      connection-close clients. The ratio is the median of the rounds' ratios.
+ *   1. Steady state (steady-state.ts): req/s of liveswap and of a
+ *      hand-rolled node:cluster primary (bench/lib/plain-cluster.ts) running
+ *      the same app with the same number of workers, keep-alive and
+ *      connection-close clients, against a second plain primary as a control.
  *   2. Upgrades under load: 32 clients looping (keep-alive, then
  *      connection-close), and before each of 3 back-to-back upgrades, 8 slow
  *      requests (3 s) in flight on the old workers. Counts requests and
@@ -23,28 +23,27 @@
  * generator); every wait for an event has a deadline. Prints markdown tables
  * and writes bench/results/zero-drop.json.
  */
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
-import { startMaster, type MasterProcess } from '../test/helpers/processes.js';
-import { waitFor, withDeadline } from '../test/helpers/wait.js';
+import type { MasterProcess } from '../test/helpers/processes.js';
+import { waitFor } from '../test/helpers/wait.js';
 import { LoadGenerator, type Request } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
-import { cpuMsOfTree, fdCount, peakChildren, rssMiB } from './lib/proc.js';
-import { median, ms, percentile, table, writeJson } from './lib/report.js';
+import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
+import { ms, percentile, table, writeJson } from './lib/report.js';
+import { liveswapMaster } from './lib/servers.js';
+import { STEADY_MEASURE_MS, STEADY_ROUNDS, steadyState } from './steady-state.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
+/** Which parts to run (all by default): steady, upgrades, cutover, rss. */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'steady,upgrades,cutover,rss').split(','));
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SLOW = 8;
 const SLOW_MS = 3000;
 const UPGRADES = 3;
-const STEADY_ROUNDS = Number(process.env.BENCH_STEADY_ROUNDS ?? 5);
-const STEADY_MS = 2000;
 const WARMUP_MS = 500;
 const TIMING_UPGRADES = 5;
 /**
@@ -62,7 +61,6 @@ const RSS_UPGRADES = 20;
  * warm-up growth and the measured spread are reported.
  */
 const RSS_WARMUP_UPGRADES = 10;
-const PLAIN_CLUSTER = fileURLToPath(new URL('./lib/plain-cluster.js', import.meta.url));
 const VERSIONS = ['v1', 'v2', 'v3'];
 
 const isFailure = (r: Request) => !r.outcome.startsWith('body:');
@@ -74,92 +72,6 @@ function failuresByKind(requests: readonly Request[]): string {
   for (const r of requests.filter(isFailure)) kinds[r.outcome] = (kinds[r.outcome] ?? 0) + 1;
   const text = Object.entries(kinds).map(([kind, count]) => `${kind} ${count}`).join(', ');
   return text || '-';
-}
-
-async function liveswapMaster(forks: number, port: number, target = 'v1'): Promise<MasterProcess> {
-  return startMaster(fixture(`${target}.js`), { forks, env: { APP_PORT: String(port) } });
-}
-
-// --- 1. steady state --------------------------------------------------------
-
-async function plainCluster(forks: number, port: number) {
-  const child = fork(PLAIN_CLUSTER, [], {
-    env: { ...process.env, FORKS: String(forks), APP: fixture('v1.js'), APP_PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  await withDeadline('plain cluster to listen', once(child, 'message'), 15_000);
-  return {
-    pid: child.pid!,
-    async stop() {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/**
- * Requests answered per second during STEADY_MS, after a warm-up, and the CPU
- * the server side (the master or primary and its workers) spent per 1000 of
- * them. CPU per request is the steadier of the two on a shared VM: it does not
- * depend on how much CPU the machine happened to give the run.
- */
-async function requestsPerSecond(port: number, keepAlive: boolean, serverPid: number): Promise<{ rps: number; cpuPerK: number }> {
-  const load = new LoadGenerator();
-  try {
-    load.start({ port, clients: CLIENTS, keepAlive });
-    await sleep(WARMUP_MS);
-    const from = now();
-    const cpuFrom = cpuMsOfTree(serverPid);
-    await sleep(STEADY_MS);
-    const cpuTo = cpuMsOfTree(serverPid);
-    const to = now();
-    const requests = await load.stop();
-    const answered = requests.filter((r) => !isFailure(r) && answeredAt(r) >= from && answeredAt(r) < to).length;
-    return { rps: answered / ((to - from) / 1000), cpuPerK: ((cpuTo - cpuFrom) / answered) * 1000 };
-  } finally {
-    await load.close();
-  }
-}
-
-async function steadyState(forks: number) {
-  const [plainPort, liveswapPort] = [await freePort(), await freePort()];
-  const plain = await plainCluster(forks, plainPort);
-  const master = await liveswapMaster(forks, liveswapPort);
-  const rows = [];
-  try {
-    for (const keepAlive of [true, false]) {
-      const rps = { plain: [] as number[], liveswap: [] as number[] };
-      const cpu = { plain: [] as number[], liveswap: [] as number[] };
-      for (let round = 0; round < STEADY_ROUNDS; round++) {
-        // Alternate who goes first, so drift in the machine's state hits both.
-        const order = round % 2 === 0 ? (['plain', 'liveswap'] as const) : (['liveswap', 'plain'] as const);
-        for (const who of order) {
-          const measured = await requestsPerSecond(who === 'plain' ? plainPort : liveswapPort, keepAlive, who === 'plain' ? plain.pid : master.pid);
-          rps[who].push(measured.rps);
-          cpu[who].push(measured.cpuPerK);
-        }
-      }
-      // Each round measures both back to back; the ratio of a round cancels
-      // the machine's drift between rounds (a shared VM varies by 30%).
-      const ratio = median(rps.liveswap.map((v, i) => v / rps.plain[i]!));
-      // Requests per CPU-second, liveswap over plain: 1 means the same work per request.
-      const efficiency = median(cpu.plain) / median(cpu.liveswap);
-      rows.push({
-        workers: forks,
-        clients: `${CLIENTS} ${keepAlive ? 'keep-alive' : 'connection-close'}`,
-        'plain node:cluster req/s': rps.plain.map((v) => Math.round(v)).join(', '),
-        'liveswap req/s': rps.liveswap.map((v) => Math.round(v)).join(', '),
-        'ratio (median of rounds)': ratio.toFixed(3),
-        'server CPU ms per 1000 req, plain / liveswap': `${median(cpu.plain).toFixed(0)} / ${median(cpu.liveswap).toFixed(0)}`,
-        'req per CPU-second ratio': efficiency.toFixed(3),
-      });
-    }
-  } finally {
-    await master.stop();
-    await plain.stop();
-  }
-  return rows;
 }
 
 // --- 2. upgrades under load with slow requests ----------------------------
@@ -365,27 +277,43 @@ async function main() {
   const steadyRows = [];
   const upgradeRuns = [];
   for (const forks of WORKER_COUNTS) {
-    steadyRows.push(...(await steadyState(forks)));
-    for (const keepAlive of [true, false]) upgradeRuns.push(await upgradesUnderLoad(forks, keepAlive));
+    if (PHASES.has('steady')) steadyRows.push(...(await steadyState(forks, CLIENTS)));
+    if (PHASES.has('upgrades')) for (const keepAlive of [true, false]) upgradeRuns.push(await upgradesUnderLoad(forks, keepAlive));
   }
-  const timing = await cutoverTiming();
-  const rss = await rssAcrossUpgrades();
+  const timing = PHASES.has('cutover') ? await cutoverTiming() : undefined;
+  const rss = PHASES.has('rss') ? await rssAcrossUpgrades() : undefined;
 
   const strip = (row: Record<string, string | number>) => Object.fromEntries(Object.entries(row).filter(([k]) => !k.startsWith('_')));
-  console.log(`\n### Steady state (${STEADY_ROUNDS} alternating rounds of ${STEADY_MS / 1000} s)\n\n${table(steadyRows)}`);
-  console.log(`\n### ${UPGRADES} back-to-back upgrades under load, ${SLOW} requests of ${SLOW_MS / 1000} s in flight at each\n\n${table(upgradeRuns.map((r) => r.row))}`);
-  console.log(`\n### Cutover of 2 workers, small app, 8 clients (4 keep-alive, 4 close), one upgrade every ${TIMING_GAP_MS / 1000} s\n\n${table(timing.map(strip))}`);
-  console.log(`\n### Master across ${RSS_UPGRADES} consecutive upgrades under load, after ${RSS_WARMUP_UPGRADES} warm-up upgrades (2 workers, 8 clients)\n\n${table([rss.row])}`);
-
-  const ratios = steadyRows.map((r) => Number(r['ratio (median of rounds)']));
-  const targets = [
-    ['0 failed requests in every run', upgradeRuns.every((r) => r.failed === 0) && rss.failed === 0 && timing.every((t) => t.failed === 0), `${upgradeRuns.reduce((a, r) => a + r.failed, 0) + rss.failed} failed`],
-    ['every in-flight slow request completed', upgradeRuns.every((r) => r.slowCompleted === r.slowStarted), `${upgradeRuns.reduce((a, r) => a + r.slowCompleted, 0)} of ${upgradeRuns.reduce((a, r) => a + r.slowStarted, 0)}`],
-    ['steady req/s ≥ 0.97× plain node:cluster', ratios.every((r) => r >= 0.97), `ratios ${ratios.map((r) => r.toFixed(3)).join(', ')}`],
-    ['last old-version response ≤ 200 ms (2 workers)', timing.every((t) => t._lastOld <= 200), `max ${ms(Math.max(...timing.map((t) => t._lastOld)))} ms`],
-    ['Upgrade RPC returns within 1 s (2 workers)', timing.every((t) => t._rpc <= 1000), `max ${ms(Math.max(...timing.map((t) => t._rpc)))} ms`],
-    [`master RSS flat (±10%) across ${RSS_UPGRADES} upgrades`, rss.spread <= 0.1, `spread ${(rss.spread * 100).toFixed(1)}% of the post-warm-up value`],
-  ].map(([target, met, measured]) => ({ target: String(target), measured: String(measured), met: met ? 'yes' : 'NO' }));
+  const targets: { target: string; measured: string; met: string }[] = [];
+  const target = (name: string, met: boolean, measured: string) => targets.push({ target: name, measured, met: met ? 'yes' : 'NO' });
+  if (steadyRows.length > 0) {
+    console.log(`\n### Steady state (${STEADY_ROUNDS} rounds of ${STEADY_MEASURE_MS / 1000} s per server, taking turns)\n\n${table(steadyRows.map((r) => r.row))}`);
+    const ratios = steadyRows.map((r) => r.ratio);
+    const controls = steadyRows.map((r) => r.controlRatio).map((r) => r.toFixed(3));
+    target('steady req/s ≥ 0.97× plain node:cluster', ratios.every((r) => r >= 0.97), `ratios ${ratios.map((r) => r.toFixed(3)).join(', ')} (control ${controls.join(', ')})`);
+  }
+  if (upgradeRuns.length > 0) {
+    console.log(`\n### ${UPGRADES} back-to-back upgrades under load, ${SLOW} requests of ${SLOW_MS / 1000} s in flight at each\n\n${table(upgradeRuns.map((r) => r.row))}`);
+    const failed = upgradeRuns.reduce((a, r) => a + r.failed, 0);
+    target('0 failed requests in every upgrade run', failed === 0, `${failed} failed`);
+    const completed = upgradeRuns.reduce((a, r) => a + r.slowCompleted, 0);
+    const started = upgradeRuns.reduce((a, r) => a + r.slowStarted, 0);
+    target('every in-flight slow request completed', completed === started, `${completed} of ${started}`);
+  }
+  if (timing) {
+    console.log(`\n### Cutover of 2 workers, small app, 8 clients (4 keep-alive, 4 close), one upgrade every ${TIMING_GAP_MS / 1000} s\n\n${table(timing.map(strip))}`);
+    const lastOld = Math.max(...timing.map((t) => t._lastOld));
+    const rpc = Math.max(...timing.map((t) => t._rpc));
+    const failed = timing.reduce((a, t) => a + t.failed, 0);
+    target('0 failed requests during the cutover upgrades', failed === 0, `${failed} failed`);
+    target('last old-version response ≤ 200 ms (2 workers)', lastOld <= 200, `max ${ms(lastOld)} ms`);
+    target('Upgrade RPC returns within 1 s (2 workers)', rpc <= 1000, `max ${ms(rpc)} ms`);
+  }
+  if (rss) {
+    console.log(`\n### Master across ${RSS_UPGRADES} consecutive upgrades under load, after ${RSS_WARMUP_UPGRADES} warm-up upgrades (2 workers, 8 clients)\n\n${table([rss.row])}`);
+    target('0 failed requests across the RSS upgrades', rss.failed === 0, `${rss.failed} failed`);
+    target(`master RSS flat (±10%) across ${RSS_UPGRADES} upgrades`, rss.spread <= 0.1, `spread ${(rss.spread * 100).toFixed(1)}% of the post-warm-up value`);
+  }
   console.log(`\n### Targets\n\n${table(targets)}\n\n(${Math.round((Date.now() - began) / 1000)} s)`);
 
   const file = writeJson(path.join(ROOT, 'bench', 'results'), 'zero-drop.json', {
@@ -394,7 +322,7 @@ async function main() {
     date: new Date().toISOString(),
     steady: steadyRows,
     upgrades: upgradeRuns,
-    timing: timing.map(strip),
+    timing: timing?.map(strip),
     rss,
     targets,
   });

@@ -14,6 +14,7 @@
  * whichever comes first.
  */
 import http from 'node:http';
+import { RawHttpClient } from './raw-http.js';
 import { now, type LoadConfig, type Outcome, type Samples, type SlowCommand } from './load-protocol.js';
 
 interface Recorder {
@@ -52,28 +53,50 @@ function request(port: number, path: string, agent: http.Agent | false, timeoutM
 
 let running = false;
 let loops: Promise<void>[] = [];
-let agents: http.Agent[] = [];
+let closeClients: () => void = () => {};
+
+/** One client's way of sending a request, by engine. */
+function clients(config: LoadConfig): { send: Array<() => Promise<Outcome>>; close(): void } {
+  const { port, path, keepAlive, timeoutMs } = config;
+  if (config.engine === 'raw') {
+    const raw = Array.from({ length: config.clients }, () => new RawHttpClient(port, path, keepAlive, timeoutMs));
+    return { send: raw.map((client) => () => client.get()), close: () => raw.forEach((client) => client.close()) };
+  }
+  const agents = keepAlive ? Array.from({ length: config.clients }, () => new http.Agent({ keepAlive: true, maxSockets: 1 })) : [];
+  return {
+    send: Array.from({ length: config.clients }, (_, i) => () => request(port, path, agents[i] ?? false, timeoutMs)),
+    close: () => agents.forEach((agent) => agent.destroy()),
+  };
+}
 
 function start(config: LoadConfig): void {
   running = true;
   const stopAt = now() + config.hardStopMs;
-  const loop = async (agent: http.Agent | false) => {
+  let previousAnswered: Promise<void> = Promise.resolve();
+  const loop = async (send: () => Promise<Outcome>) => {
+    let answered!: () => void;
+    const waitForPrevious = previousAnswered;
+    previousAnswered = new Promise((resolve) => (answered = resolve));
+    if (config.staggered) await waitForPrevious;
     for (let i = 0; running && i < config.maxPerClient && now() < stopAt; i++) {
       const sentAt = now();
-      const outcome = await request(config.port, config.path, agent, config.timeoutMs);
+      const outcome = await send();
       recorder.sentAt.push(sentAt);
       recorder.latencyMs.push(now() - sentAt);
       recorder.outcome.push(label(outcome));
+      answered();
     }
+    answered();
   };
-  agents = config.keepAlive ? Array.from({ length: config.clients }, () => new http.Agent({ keepAlive: true, maxSockets: 1 })) : [];
-  loops = config.keepAlive ? agents.map((agent) => loop(agent)) : Array.from({ length: config.clients }, () => loop(false));
+  const made = clients(config);
+  closeClients = made.close;
+  loops = made.send.map(loop);
 }
 
 async function stop(): Promise<Samples> {
   running = false;
   await Promise.all(loops);
-  for (const agent of agents) agent.destroy();
+  closeClients();
   const samples: Samples = {
     sentAt: recorder.sentAt,
     latencyMs: recorder.latencyMs,
