@@ -16,6 +16,12 @@
  *     measured before and after each other equally often), and the ratio is
  *     the median of the rounds' ratios: neighbouring rounds see nearly the
  *     same machine, so a round's ratio cancels most of the drift;
+ *   - every process pinned to a CPU, the same way for every server: the load
+ *     generator and the master or primary on CPU 0 and CPU 1, the workers
+ *     alternating between them. Left to the scheduler, where each long-lived
+ *     process happened to land stuck for the whole run, and two identical
+ *     primaries measured 0.89–1.11 of each other with connection-close
+ *     clients; pinned, 0.97–1.00;
  *   - a control: a second, identical plain node:cluster primary measured the
  *     same way. Its ratio to the first is what the method reads when there is
  *     no difference at all: the noise floor of this run.
@@ -24,7 +30,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/net.js';
 import { LoadGenerator } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
-import { cpuMsOfTree } from './lib/proc.js';
+import { childPids } from '../test/helpers/proc-tree.js';
+import { cpuMsOfTree, pinToCpu } from './lib/proc.js';
 import { median, percentile } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
 
@@ -86,6 +93,16 @@ async function warmUp(load: LoadGenerator, port: number, serverPid: number, keep
 const ratioText = (ratios: number[]) =>
   `${median(ratios).toFixed(3)} (${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
 
+/** The generator on CPU 0, each server's master or primary on CPU 1, its other processes alternating. */
+function pinAll(generatorPid: number, serverPids: number[]): boolean {
+  let pinned = pinToCpu(generatorPid, 0);
+  for (const pid of serverPids) {
+    pinned = pinToCpu(pid, 1) && pinned;
+    for (const [i, child] of childPids(pid).entries()) pinned = pinToCpu(child, i % 2) && pinned;
+  }
+  return pinned;
+}
+
 export interface SteadyRow {
   workers: number;
   clients: string;
@@ -105,6 +122,7 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
   const master = await liveswapMaster(forks, ports.liveswap);
   const pids: Record<Server, number> = { plain: plain.pid, liveswap: master.pid, control: control.pid };
   const load = new LoadGenerator();
+  const pinned = pinAll(load.pid, Object.values(pids));
   const rows: SteadyRow[] = [];
   try {
     for (const keepAlive of [true, false]) {
@@ -129,6 +147,7 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
         rounds,
         row: {
           workers: forks,
+          pinned: pinned ? 'yes' : 'no',
           clients: `${clients} ${keepAlive ? 'keep-alive' : 'close'}`,
           'plain req/s (median, min–max)': `${Math.round(median(series('plain', 'rps')))} (${Math.round(Math.min(...series('plain', 'rps')))}–${Math.round(Math.max(...series('plain', 'rps')))})`,
           'liveswap req/s': `${Math.round(median(series('liveswap', 'rps')))} (${Math.round(Math.min(...series('liveswap', 'rps')))}–${Math.round(Math.max(...series('liveswap', 'rps')))})`,

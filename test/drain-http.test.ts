@@ -1,11 +1,14 @@
 /**
- * HTTP corners of the drain: pipelined requests, and `Expect: 100-continue`
- * handled by the app.
+ * HTTP corners of the drain: pipelined requests, `Expect: 100-continue`
+ * handled by the app, and HTTPS.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { test } from 'node:test';
+import { makeCerts } from './helpers/certs.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
@@ -73,4 +76,42 @@ test('a request the app answers through checkContinue is not dropped by the drai
   const upgrade = master.client.upgrade({ target: fixture('v2.js') });
   assert.equal(await answer, 'continued');
   await upgrade;
+});
+
+test('an HTTPS keep-alive socket on a draining worker gets Connection: close, never a reset', async (t) => {
+  const certs = makeCerts();
+  const port = await freePort();
+  const master = await startMaster(fixture('https-v1.js'), {
+    forks: 1,
+    env: { APP_PORT: String(port), TLS_CERT: certs.serverCert, TLS_KEY: certs.serverKey },
+  });
+  t.after(() => master.stop());
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(certs.ca) });
+  t.after(() => agent.destroy());
+  const request = (path: string) =>
+    new Promise<{ body: string; connection: string | undefined; localPort: number | undefined }>((resolve, reject) => {
+      https
+        .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+          const localPort = res.socket.localPort;
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve({ body, connection: res.headers.connection, localPort }));
+        })
+        .on('error', reject);
+    });
+
+  const first = await request('/');
+  assert.equal(first.connection, 'keep-alive');
+  // In flight on that same TLS socket when the drain begins (3 s: see the HTTP twin in drain.test.ts).
+  const inFlight = request('/slow?ms=3000');
+  await waitFor('the slow request to be on the kept-alive socket', () => agent.sockets[Object.keys(agent.sockets)[0] ?? '']?.length === 1);
+  const upgrading = master.client.upgrade({ target: fixture('https-v2.js') });
+  const reply = await inFlight;
+  assert.equal(reply.body, 'v1');
+  assert.equal(reply.localPort, first.localPort, 'the in-flight request went over the kept-alive socket');
+  assert.equal(reply.connection, 'close', 'the old worker told the client the socket is closing');
+  const upgrade = await upgrading;
+  assert.equal(upgrade.killedAtDrainTimeout, 0, 'the TLS socket was closed by the drain, not by the timeout');
+  assert.equal((await request('/')).body, 'v2');
 });

@@ -25,6 +25,10 @@ export class LoadGenerator {
     });
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   start(config: Partial<LoadConfig> & Pick<LoadConfig, 'port' | 'clients' | 'keepAlive'>): void {
     this.child.send({ type: 'start', engine: 'node-http', staggered: false, path: '/', timeoutMs: 10_000, maxPerClient: 200_000, hardStopMs: 120_000, ...config });
   }

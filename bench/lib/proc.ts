@@ -1,5 +1,7 @@
 /** What the benchmark reads about processes, from /proc (Linux). */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { childPids, cpuSeconds } from '../../test/helpers/proc-tree.js';
 
 /** Resident set size in MiB. */
@@ -28,4 +30,18 @@ export function peakChildren(pid: number, everyMs = 10): { stop(): number } {
 /** CPU time (user + system) of `pid` and its children so far, in ms. */
 export function cpuMsOfTree(pid: number): number {
   return [pid, ...childPids(pid)].reduce((sum, p) => sum + cpuSeconds(p), 0) * 1000;
+}
+
+/**
+ * Pins a process (every thread of it) to one CPU with taskset; false where
+ * that cannot be done (no taskset, one CPU).
+ */
+export function pinToCpu(pid: number, cpu: number): boolean {
+  if (os.availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -74,6 +74,8 @@ function parseResponse(text: string, atEof: boolean): Parsed | undefined {
  */
 export class RawHttpClient {
   private socket: net.Socket | undefined;
+  /** Sockets whose last response said `Connection: close`, waiting for the server's FIN. */
+  private readonly closing = new Set<net.Socket>();
   private received = '';
   private pending: ((outcome: Outcome) => void) | undefined;
   private readonly request: Buffer;
@@ -99,6 +101,7 @@ export class RawHttpClient {
   close(): void {
     this.socket?.destroy();
     this.socket = undefined;
+    for (const socket of this.closing) socket.destroy();
   }
 
   private open(): net.Socket {
@@ -107,12 +110,18 @@ export class RawHttpClient {
     this.socket = socket;
     this.received = '';
     socket.on('data', (chunk: string) => {
+      if (socket !== this.socket) return;
       this.received += chunk;
       this.settle(false);
     });
-    socket.on('end', () => this.settle(true));
+    socket.on('end', () => {
+      if (socket === this.socket) this.settle(true);
+      else socket.destroy();
+    });
+    socket.on('close', () => this.closing.delete(socket));
     socket.setTimeout(this.timeoutMs, () => {
-      if (this.pending) this.fail(socket, 'error:TIMEOUT');
+      if (socket !== this.socket) socket.destroy();
+      else if (this.pending) this.fail(socket, 'error:TIMEOUT');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => this.fail(socket, `error:${error.code ?? error.message}`));
     socket.on('close', () => this.fail(socket, 'error:socket closed before the response'));
@@ -123,8 +132,23 @@ export class RawHttpClient {
     const parsed = parseResponse(this.received, atEof);
     if (!parsed) return;
     this.received = this.received.slice(parsed.end);
-    if (!this.keepAlive || parsed.closes || atEof) this.close();
+    if (!this.keepAlive || parsed.closes || atEof) this.retire(atEof);
     this.resolve(parsed.outcome);
+  }
+
+  /**
+   * The next request goes on a new socket. This one is left for the server
+   * to close, as it said it would: the side that closes first keeps the
+   * connection in TIME_WAIT for 60 s, and at thousands of connections a
+   * second a client that closes first fills its own ephemeral port range,
+   * making every connect() search it (Node's http client lets the server
+   * close first too).
+   */
+  private retire(atEof: boolean): void {
+    const socket = this.socket!;
+    this.socket = undefined;
+    if (atEof) socket.destroy();
+    else this.closing.add(socket);
   }
 
   private fail(socket: net.Socket, outcome: Outcome): void {

@@ -13,8 +13,6 @@
  * (A worker whose event loop is blocked cannot run this check either; only
  * an external supervisor can stop such a process.)
  */
-import fs from 'node:fs';
-
 const CHECK_INTERVAL_MS = 500;
 
 export function exitWhenMasterGone(): void {
@@ -27,20 +25,11 @@ export function exitWhenMasterGone(): void {
   timer.unref();
 }
 
-/** The parent pid now, from /proc on Linux; undefined elsewhere. */
-function currentParent(): number | undefined {
-  try {
-    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 function masterAlive(masterPid: number): boolean {
-  const parent = currentParent();
-  if (parent !== undefined) return parent === masterPid;
+  // process.ppid asks the OS each time (getppid): on POSIX an orphan is
+  // adopted by init or a subreaper at once, so a new parent means the master
+  // is gone. Windows does not re-parent; there, ask whether the pid lives.
+  if (process.platform !== 'win32') return process.ppid === masterPid;
   try {
     process.kill(masterPid, 0);
     return true;
