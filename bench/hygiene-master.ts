@@ -34,6 +34,9 @@ function listeners(emitter: EventEmitter): Record<string, number> {
 export interface HygieneReport {
   rss: number;
   heapUsed: number;
+  /** Memory V8 has reserved for its heap (used or not), and memory outside it held by JS objects (Buffers). */
+  heapTotal: number;
+  external: number;
   fds: number;
   /** Live libuv handles (sockets, timers, pipes, child processes) and cluster's worker table. */
   handles: number;
@@ -48,6 +51,8 @@ process.on('message', (message) => {
   const report: HygieneReport = {
     rss: memory.rss,
     heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal,
+    external: memory.external,
     fds: fs.readdirSync('/proc/self/fd').length,
     handles: (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length,
     clusterWorkers: Object.keys(cluster.workers ?? {}).length,

@@ -56,6 +56,8 @@ async function main() {
       label,
       rssMiB: +(r.rss / 2 ** 20).toFixed(1),
       heapMiB: +(r.heapUsed / 2 ** 20).toFixed(1),
+      heapTotalMiB: +(r.heapTotal / 2 ** 20).toFixed(1),
+      externalMiB: +(r.external / 2 ** 20).toFixed(1),
       fds: r.fds,
       handles: r.handles,
       clusterWorkers: r.clusterWorkers,
@@ -99,9 +101,9 @@ async function main() {
   });
   await expectGone([...everyPid], 5000).catch(() => {});
 
-  const columns = ['label', 'rssMiB', 'heapMiB', 'fds', 'handles', 'listeners', 'children', 'clusterWorkers', 'generation'] as const;
+  const columns = ['label', 'rssMiB', 'heapMiB', 'heapTotalMiB', 'externalMiB', 'fds', 'handles', 'listeners', 'children', 'clusterWorkers', 'generation'] as const;
   const table = [
-    `| ${['', 'master RSS MiB', 'heap MiB', 'fds', 'libuv handles', 'event listeners', 'child processes', 'cluster.workers', 'generation'].join(' | ')} |`,
+    `| ${['', 'master RSS MiB', 'heap MiB (after GC)', 'V8 heap reserved MiB', 'external MiB', 'fds', 'libuv handles', 'event listeners', 'child processes', 'cluster.workers', 'generation'].join(' | ')} |`,
     `| ${columns.map(() => '---').join(' | ')} |`,
     ...rows.map((row) => `| ${columns.map((c) => String(row[c])).join(' | ')} |`),
   ].join('\n');
