@@ -28,9 +28,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/net.js';
-import { LoadGenerator } from './lib/load.js';
-import { now } from './lib/load-protocol.js';
 import { childPids } from '../test/helpers/proc-tree.js';
+import { answeredAt, isFailure, LoadGenerator } from './lib/load.js';
+import { now } from './lib/load-protocol.js';
 import { cpuMsOfTree, pinToCpu } from './lib/proc.js';
 import { median, percentile } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
@@ -40,10 +40,9 @@ const WARMUP_MIN_WINDOWS = 3;
 const WARMUP_MAX_WINDOWS = 15;
 /** Each round: connections opened and settled, then the measured window. */
 const SETTLE_MS = 200;
-const MEASURE_MS = 1000;
+export const STEADY_MEASURE_MS = 1000;
 /** A multiple of 6: the three servers take every order equally often. */
 export const STEADY_ROUNDS = Number(process.env.BENCH_STEADY_ROUNDS ?? 18);
-export const STEADY_MEASURE_MS = MEASURE_MS;
 
 const SERVERS = ['plain', 'liveswap', 'control'] as const;
 type Server = (typeof SERVERS)[number];
@@ -71,7 +70,7 @@ async function measureRound(load: LoadGenerator, port: number, serverPid: number
   const cpuTo = cpuMsOfTree(serverPid);
   const to = now();
   const requests = await load.stop();
-  const answered = requests.filter((r) => r.outcome.startsWith('body:') && r.sentAt + r.latencyMs >= from && r.sentAt + r.latencyMs < to).length;
+  const answered = requests.filter((r) => !isFailure(r) && answeredAt(r) >= from && answeredAt(r) < to).length;
   return { rps: answered / ((to - from) / 1000), cpuPerK: ((cpuTo - cpuFrom) / answered) * 1000 };
 }
 
@@ -92,6 +91,7 @@ async function warmUp(load: LoadGenerator, port: number, serverPid: number, keep
 
 const ratioText = (ratios: number[]) =>
   `${median(ratios).toFixed(3)} (${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
+const rateText = (rates: number[]) => `${Math.round(median(rates))} (${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))})`;
 
 /** The generator on CPU 0, each server's master or primary on CPU 1, its other processes alternating. */
 function pinAll(generatorPid: number, serverPids: number[]): boolean {
@@ -131,7 +131,7 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
       const rounds: Record<Server, Measured>[] = [];
       for (let round = 0; round < STEADY_ROUNDS; round++) {
         const measured = {} as Record<Server, Measured>;
-        for (const who of ORDERS[round % ORDERS.length]!) measured[who] = await measureRound(load, ports[who], pids[who], keepAlive, clients, MEASURE_MS);
+        for (const who of ORDERS[round % ORDERS.length]!) measured[who] = await measureRound(load, ports[who], pids[who], keepAlive, clients, STEADY_MEASURE_MS);
         rounds.push(measured);
         if (process.env.BENCH_VERBOSE) console.error(`steady ${forks} ${keepAlive ? 'keep-alive' : 'close'} round ${round}: ${SERVERS.map((w) => `${w} ${Math.round(measured[w].rps)}`).join(', ')}`);
       }
@@ -139,18 +139,19 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
       const ratios = rounds.map((r) => r.liveswap.rps / r.plain.rps);
       const controlRatios = rounds.map((r) => r.control.rps / r.plain.rps);
       const cpu = (who: Server) => median(series(who, 'cpuPerK'));
+      const clientsText = `${clients} ${keepAlive ? 'keep-alive' : 'close'}`;
       rows.push({
         workers: forks,
-        clients: `${clients} ${keepAlive ? 'keep-alive' : 'close'}`,
+        clients: clientsText,
         ratio: median(ratios),
         controlRatio: median(controlRatios),
         rounds,
         row: {
           workers: forks,
           pinned: pinned ? 'yes' : 'no',
-          clients: `${clients} ${keepAlive ? 'keep-alive' : 'close'}`,
-          'plain req/s (median, min–max)': `${Math.round(median(series('plain', 'rps')))} (${Math.round(Math.min(...series('plain', 'rps')))}–${Math.round(Math.max(...series('plain', 'rps')))})`,
-          'liveswap req/s': `${Math.round(median(series('liveswap', 'rps')))} (${Math.round(Math.min(...series('liveswap', 'rps')))}–${Math.round(Math.max(...series('liveswap', 'rps')))})`,
+          clients: clientsText,
+          'plain req/s (median, min–max)': rateText(series('plain', 'rps')),
+          'liveswap req/s': rateText(series('liveswap', 'rps')),
           'liveswap / plain (median, IQR)': ratioText(ratios),
           'control / plain': ratioText(controlRatios),
           'warm-up s': warmUpWindows.join(' / '),

@@ -31,7 +31,7 @@ import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import type { MasterProcess } from '../test/helpers/processes.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { LoadGenerator, type Request } from './lib/load.js';
+import { answeredAt, isFailure, LoadGenerator, type Request } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
 import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { ms, percentile, table, writeJson } from './lib/report.js';
@@ -65,9 +65,7 @@ const RSS_UPGRADES = 20;
 const RSS_LOAD_WARMUP_MS = 10_000;
 const VERSIONS = ['v1', 'v2', 'v3'];
 
-const isFailure = (r: Request) => !r.outcome.startsWith('body:');
 const body = (r: Request) => r.outcome.slice('body:'.length);
-const answeredAt = (r: Request) => r.sentAt + r.latencyMs;
 
 function failuresByKind(requests: readonly Request[]): string {
   const kinds: Record<string, number> = {};

@@ -105,7 +105,7 @@ test('an HTTPS keep-alive socket on a draining worker gets Connection: close, ne
   assert.equal(first.connection, 'keep-alive');
   // In flight on that same TLS socket when the drain begins (3 s: see the HTTP twin in drain.test.ts).
   const inFlight = request('/slow?ms=3000');
-  await waitFor('the slow request to be on the kept-alive socket', () => agent.sockets[Object.keys(agent.sockets)[0] ?? '']?.length === 1);
+  await waitFor('the slow request to be on the kept-alive socket', () => Object.values(agent.sockets)[0]?.length === 1);
   const upgrading = master.client.upgrade({ target: fixture('https-v2.js') });
   const reply = await inFlight;
   assert.equal(reply.body, 'v1');

@@ -12,6 +12,10 @@ export interface Request {
   outcome: string;
 }
 
+/** Anything but an HTTP 200 with a body: `http:<status>` or `error:<code>`. */
+export const isFailure = (r: Request): boolean => !r.outcome.startsWith('body:');
+export const answeredAt = (r: Request): number => r.sentAt + r.latencyMs;
+
 export class LoadGenerator {
   private readonly child: ChildProcess;
   private readonly slowWaiters = new Map<string, (results: SlowResult[]) => void>();

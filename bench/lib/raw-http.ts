@@ -118,13 +118,15 @@ export class RawHttpClient {
       if (socket === this.socket) this.settle(true);
       else socket.destroy();
     });
-    socket.on('close', () => this.closing.delete(socket));
     socket.setTimeout(this.timeoutMs, () => {
       if (socket !== this.socket) socket.destroy();
       else if (this.pending) this.fail(socket, 'error:TIMEOUT');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => this.fail(socket, `error:${error.code ?? error.message}`));
-    socket.on('close', () => this.fail(socket, 'error:socket closed before the response'));
+    socket.on('close', () => {
+      this.closing.delete(socket);
+      this.fail(socket, 'error:socket closed before the response');
+    });
     return socket;
   }
 

@@ -8,9 +8,9 @@ import { withDeadline } from '../../test/helpers/wait.js';
 
 const PLAIN_CLUSTER = fileURLToPath(new URL('./plain-cluster.js', import.meta.url));
 
-/** A liveswap master (the real CLI) serving test/fixtures/<target>.js on `port`; `args` are more CLI options. */
-export function liveswapMaster(forks: number, port: number, target = 'v1', args: string[] = []): Promise<MasterProcess> {
-  return startMaster(fixture(`${target}.js`), { forks, env: { APP_PORT: String(port) }, args });
+/** A liveswap master (the real CLI) serving test/fixtures/<target>.js on `port`. */
+export function liveswapMaster(forks: number, port: number, target = 'v1'): Promise<MasterProcess> {
+  return startMaster(fixture(`${target}.js`), { forks, env: { APP_PORT: String(port) } });
 }
 
 export interface PlainCluster {

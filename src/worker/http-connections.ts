@@ -114,9 +114,9 @@ function forgetFinishedResponses(): void {
   proto.detachSocket = function (this: http.ServerResponse, socket: net.Socket): void {
     const state = sockets.get(socket);
     if (state) {
-      // HTTP/1.1 answers in order, so this is the oldest response; search only if not.
-      if (state.responses[0] === this) state.responses.shift();
-      else if (state.responses.includes(this)) state.responses.splice(state.responses.indexOf(this), 1);
+      // HTTP/1.1 answers in order: this is the oldest response, index 0.
+      const index = state.responses.indexOf(this);
+      if (index !== -1) state.responses.splice(index, 1);
       state.lastActive = Date.now();
     }
     detachSocket.call(this, socket);
