@@ -18,7 +18,9 @@
  *   3. Cutover timing of a small app (every request < 100 ms) under light
  *      load: 5 upgrades.
  *   4. Master RSS and fds across 20 consecutive upgrades under load, counted
- *      from the first (after 10 s of load without upgrades).
+ *      from the first (after 10 s of load without upgrades), beside three
+ *      controls under the same load for the same time with no upgrade: the
+ *      liveswap master, a plain primary, and a plain primary with node:tls.
  *
  * Every load loop is bounded (per-client count and a hard stop in the load
  * generator); every wait for an event has a deadline. Prints markdown tables
@@ -35,7 +37,7 @@ import { answeredAt, isFailure, LoadGenerator, type Request } from './lib/load.j
 import { now } from './lib/load-protocol.js';
 import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { ms, percentile, table, writeJson } from './lib/report.js';
-import { liveswapMaster } from './lib/servers.js';
+import { liveswapMaster, plainCluster } from './lib/servers.js';
 import { STEADY_MEASURE_MS, STEADY_ROUNDS, steadyState } from './steady-state.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
@@ -182,18 +184,24 @@ function lightLoad(port: number, clients = 8) {
   };
 }
 
-/** A 2-worker master under light load: runs `body` after a warm-up, then stops both; resolves with every request sent. */
-async function underLightLoad(body: (master: MasterProcess) => Promise<void>): Promise<Request[]> {
+/** A server the light-load phases can run: its primary's pid, and a way to stop it. */
+interface Primary {
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** A 2-worker server under light load: runs `body` after a warm-up, then stops both; resolves with every request sent. */
+async function underLightLoad<P extends Primary>(start: (port: number) => Promise<P>, body: (server: P) => Promise<void>): Promise<Request[]> {
   const port = await freePort();
-  const master = await liveswapMaster(2, port);
+  const server = await start(port);
   const load = lightLoad(port);
   let requests: Request[] = [];
   try {
     await sleep(WARMUP_MS);
-    await body(master);
+    await body(server);
   } finally {
     requests = await load.stop();
-    await master.stop();
+    await server.stop();
   }
   return requests;
 }
@@ -201,7 +209,7 @@ async function underLightLoad(body: (master: MasterProcess) => Promise<void>): P
 async function cutoverTiming() {
   const windows: UpgradeWindow[] = [];
   const sparesReady: number[] = [];
-  const requests = await underLightLoad(async (master) => {
+  const requests = await underLightLoad((port) => liveswapMaster(2, port), async (master) => {
     for (let u = 0; u < TIMING_UPGRADES; u++) {
       const from = VERSIONS[u % 3]!;
       const to = VERSIONS[(u + 1) % 3]!;
@@ -231,40 +239,82 @@ async function cutoverTiming() {
   });
 }
 
-async function rssAcrossUpgrades() {
-  const rss: number[] = [];
-  const fds: number[] = [];
-  let rssAtStart = NaN;
-  const requests = await underLightLoad(async (master) => {
-    rssAtStart = rssMiB(master.pid);
-    await sleep(RSS_LOAD_WARMUP_MS);
-    rss.push(rssMiB(master.pid));
-    fds.push(fdCount(master.pid));
-    for (let u = 0; u < RSS_UPGRADES; u++) {
-      await master.client.upgrade({ target: fixture(`${VERSIONS[(u + 1) % 3]}.js`) });
-      rss.push(rssMiB(master.pid));
-      fds.push(fdCount(master.pid));
-    }
-  });
-  const spread = (Math.max(...rss) - Math.min(...rss)) / rss[0]!;
-  return {
-    row: {
-      upgrades: RSS_UPGRADES,
-      requests: requests.length,
-      failed: requests.filter(isFailure).length,
-      'RSS at start MiB': rssAtStart.toFixed(1),
-      [`RSS after ${RSS_LOAD_WARMUP_MS / 1000} s of load MiB`]: rss[0]!.toFixed(1),
-      'RSS after the upgrades MiB': rss.at(-1)!.toFixed(1),
-      'RSS min–max MiB': `${Math.min(...rss).toFixed(1)}–${Math.max(...rss).toFixed(1)}`,
-      'after vs before the upgrades': `${(((rss.at(-1)! - rss[0]!) / rss[0]!) * 100).toFixed(1)}%`,
-      'fds before → after': `${fds[0]} → ${fds.at(-1)}`,
-    },
-    rssAtStart,
-    rss,
-    fds,
-    spread,
-    failed: requests.filter(isFailure).length,
+/** One server's RSS across the RSS phase: sampled before the first upgrade (after the load warm-up) and after each. */
+interface RssRun {
+  rssAtStart: number;
+  rss: number[];
+  fds: number[];
+  failed: number;
+  requests: number;
+  ms: number;
+}
+
+const spreadOf = (rss: readonly number[]) => (Math.max(...rss) - Math.min(...rss)) / rss[0]!;
+
+/**
+ * The server's RSS after RSS_LOAD_WARMUP_MS of load, then at RSS_UPGRADES
+ * more points: after each upgrade when `upgrade` is given, else every
+ * `everyMs` (the controls, over the same wall time).
+ */
+async function rssRun<P extends Primary>(start: (port: number) => Promise<P>, upgrade?: (server: P, u: number) => Promise<void>, everyMs = 0): Promise<RssRun> {
+  const run: RssRun = { rssAtStart: NaN, rss: [], fds: [], failed: 0, requests: 0, ms: 0 };
+  const sample = (pid: number) => {
+    run.rss.push(rssMiB(pid));
+    run.fds.push(fdCount(pid));
   };
+  const requests = await underLightLoad(start, async (server) => {
+    run.rssAtStart = rssMiB(server.pid);
+    await sleep(RSS_LOAD_WARMUP_MS);
+    sample(server.pid);
+    const began = now();
+    for (let u = 0; u < RSS_UPGRADES; u++) {
+      if (upgrade) await upgrade(server, u);
+      else await sleep(everyMs);
+      sample(server.pid);
+    }
+    run.ms = now() - began;
+  });
+  run.requests = requests.length;
+  run.failed = requests.filter(isFailure).length;
+  return run;
+}
+
+/**
+ * Master RSS across RSS_UPGRADES upgrades, and three controls under the same
+ * load for the same wall time with no upgrade: the liveswap master, a plain
+ * node:cluster primary, and a plain primary that has loaded node:tls (as
+ * grpc-js does in the master). Node's round-robin primary promotes garbage
+ * under load once node:tls is loaded (0 MB/s without it), and V8 collects it
+ * only at its next full GC, so RSS climbs with time under load, upgrades or
+ * not; the controls show how much of the climb the upgrades account for.
+ */
+async function rssAcrossUpgrades() {
+  const upgrades = await rssRun<MasterProcess>(
+    (port) => liveswapMaster(2, port),
+    async (master, u) => void (await master.client.upgrade({ target: fixture(`${VERSIONS[(u + 1) % 3]}.js`) })),
+  );
+  const everyMs = upgrades.ms / RSS_UPGRADES;
+  const controls = {
+    'liveswap master, no upgrade': await rssRun<MasterProcess>((port) => liveswapMaster(2, port), undefined, everyMs),
+    'plain node:cluster primary': await rssRun((port) => plainCluster(2, port), undefined, everyMs),
+    'plain primary with node:tls loaded': await rssRun((port) => plainCluster(2, port, 'node:tls'), undefined, everyMs),
+  };
+  const row = (server: string, run: RssRun, upgradeCount: number) => ({
+    server,
+    upgrades: upgradeCount,
+    s: (run.ms / 1000).toFixed(1),
+    requests: run.requests,
+    failed: run.failed,
+    'RSS at start MiB': run.rssAtStart.toFixed(1),
+    [`after ${RSS_LOAD_WARMUP_MS / 1000} s of load`]: run.rss[0]!.toFixed(1),
+    'at the end': run.rss.at(-1)!.toFixed(1),
+    'min–max': `${Math.min(...run.rss).toFixed(1)}–${Math.max(...run.rss).toFixed(1)}`,
+    'end vs start': `${(((run.rss.at(-1)! - run.rss[0]!) / run.rss[0]!) * 100).toFixed(1)}%`,
+    spread: `${(spreadOf(run.rss) * 100).toFixed(1)}%`,
+    'fds start → end': `${run.fds[0]} → ${run.fds.at(-1)}`,
+  });
+  const rows = [row('liveswap master', upgrades, RSS_UPGRADES), ...Object.entries(controls).map(([name, run]) => row(name, run, 0))];
+  return { rows, upgrades, controls, spread: spreadOf(upgrades.rss), failed: upgrades.failed };
 }
 
 // --- main -------------------------------------------------------------------
@@ -308,7 +358,9 @@ async function main() {
     target('Upgrade RPC returns within 1 s (2 workers)', rpc <= 1000, `max ${ms(rpc)} ms`);
   }
   if (rss) {
-    console.log(`\n### Master across ${RSS_UPGRADES} consecutive upgrades under load, from the first, after ${RSS_LOAD_WARMUP_MS / 1000} s of load (2 workers, 8 clients)\n\n${table([rss.row])}`);
+    console.log(
+      `\n### Master across ${RSS_UPGRADES} consecutive upgrades under load, from the first, after ${RSS_LOAD_WARMUP_MS / 1000} s of load (2 workers, 8 clients); controls: the same load for the same time, no upgrade\n\n${table(rss.rows)}`,
+    );
     target('0 failed requests across the RSS upgrades', rss.failed === 0, `${rss.failed} failed`);
     target(`master RSS flat (±10%) across ${RSS_UPGRADES} upgrades`, rss.spread <= 0.1, `spread ${(rss.spread * 100).toFixed(1)}% of the value before the first upgrade`);
   }

@@ -18,10 +18,13 @@ export interface PlainCluster {
   stop(): Promise<void>;
 }
 
-/** The baseline: plain-cluster.ts serving test/fixtures/v1.js on `port` with `forks` workers. */
-export async function plainCluster(forks: number, port: number): Promise<PlainCluster> {
+/**
+ * The baseline: plain-cluster.ts serving test/fixtures/v1.js on `port` with
+ * `forks` workers; `preload` is a module it imports before forking.
+ */
+export async function plainCluster(forks: number, port: number, preload?: string): Promise<PlainCluster> {
   const child = fork(PLAIN_CLUSTER, [], {
-    env: { ...process.env, FORKS: String(forks), APP: fixture('v1.js'), APP_PORT: String(port) },
+    env: { ...process.env, FORKS: String(forks), APP: fixture('v1.js'), APP_PORT: String(port), ...(preload && { PRELOAD: preload }) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   await withDeadline('plain cluster to listen', once(child, 'message'), 15_000);
