@@ -61,8 +61,9 @@ const RSS_UPGRADES = 20;
  * Load before the RSS baseline, with no upgrade. The master's RSS climbs by
  * about 10 MiB in the first 5–8 s of traffic (V8 sizing its young generation
  * for the connections cluster's round-robin passes through the master), then
- * levels off, upgrades or not; measured from a cold start, the 20 upgrades
- * would be charged with that. Both figures are printed.
+ * more slowly, upgrades or not (see rssAcrossUpgrades); measured from a cold
+ * start, the 20 upgrades would be charged with that first step. Both figures
+ * are printed.
  */
 const RSS_LOAD_WARMUP_MS = 10_000;
 const VERSIONS = ['v1', 'v2', 'v3'];
@@ -239,7 +240,7 @@ async function cutoverTiming() {
   });
 }
 
-/** One server's RSS across the RSS phase: sampled before the first upgrade (after the load warm-up) and after each. */
+/** One server's RSS across the RSS phase: sampled after the load warm-up, then after each upgrade (or at the same pace, for a control). */
 interface RssRun {
   rssAtStart: number;
   rss: number[];
@@ -295,7 +296,7 @@ async function rssAcrossUpgrades() {
   );
   const everyMs = upgrades.ms / RSS_UPGRADES;
   const controls = {
-    'liveswap master, no upgrade': await rssRun<MasterProcess>((port) => liveswapMaster(2, port), undefined, everyMs),
+    'liveswap master, no upgrade': await rssRun((port) => liveswapMaster(2, port), undefined, everyMs),
     'plain node:cluster primary': await rssRun((port) => plainCluster(2, port), undefined, everyMs),
     'plain primary with node:tls loaded': await rssRun((port) => plainCluster(2, port, 'node:tls'), undefined, everyMs),
   };
