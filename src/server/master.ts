@@ -207,8 +207,8 @@ export class Master extends EventEmitter<MasterEvents> {
     // For the `upgrade` event: set once the operation runs, and once the hook has agreed.
     let began: number | undefined;
     let hookPassed = false;
-    const report = (outcome: UpgradeOutcomeName) =>
-      this.emit('upgrade', { outcome, durationMs: Date.now() - began! });
+    // A finished upgrade reports the duration its reply carries, so the two never differ.
+    const report = (outcome: UpgradeOutcomeName, durationMs = Date.now() - began!) => this.emit('upgrade', { outcome, durationMs });
     const result = this.exclusive('upgrade', async (signal) => {
       // On a master that has run nothing yet this is a start, one worker at a time.
       const from = this.current;
@@ -246,7 +246,7 @@ export class Master extends EventEmitter<MasterEvents> {
       };
     });
     result.then(
-      () => report('ok'),
+      (done) => report('ok', done.durationMs),
       (error: unknown) => {
         if (began !== undefined) report(upgradeOutcomeOf(error, hookPassed));
       },
