@@ -32,7 +32,7 @@ import { childPids } from '../test/helpers/proc-tree.js';
 import { answeredAt, isFailure, LoadGenerator } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
 import { cpuMsOfTree, pinToCpu } from './lib/proc.js';
-import { median, percentile } from './lib/report.js';
+import { median, medianInterval, percentile } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
 
 /** Warm-up: 1 s windows until the rate stops climbing (see warmUp), within these bounds. */
@@ -89,8 +89,10 @@ async function warmUp(load: LoadGenerator, port: number, serverPid: number, keep
   return windows;
 }
 
-const ratioText = (ratios: number[]) =>
-  `${median(ratios).toFixed(3)} (${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
+const ratioText = (ratios: number[]) => {
+  const [low, high] = medianInterval(ratios);
+  return `${median(ratios).toFixed(3)} (${low.toFixed(3)}–${high.toFixed(3)}; IQR ${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
+};
 const rateText = (rates: number[]) => `${Math.round(median(rates))} (${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))})`;
 
 /** The generator on CPU 0, each server's master or primary on CPU 1, its other processes alternating. */
@@ -110,6 +112,9 @@ export interface SteadyRow {
   ratio: number;
   /** The same for the control (plain / plain): what "no difference" reads as in this run. */
   controlRatio: number;
+  /** 90% bootstrap intervals of the two medians: how far chance alone could move them in this run. */
+  ratioInterval: [number, number];
+  controlInterval: [number, number];
   /** Every round's figures, in the order measured (for the JSON). */
   rounds: Record<Server, Measured>[];
   row: Record<string, string | number>;
@@ -145,6 +150,8 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
         clients: clientsText,
         ratio: median(ratios),
         controlRatio: median(controlRatios),
+        ratioInterval: medianInterval(ratios),
+        controlInterval: medianInterval(controlRatios),
         rounds,
         row: {
           workers: forks,
@@ -152,7 +159,7 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
           clients: clientsText,
           'plain req/s (median, min–max)': rateText(series('plain', 'rps')),
           'liveswap req/s': rateText(series('liveswap', 'rps')),
-          'liveswap / plain (median, IQR)': ratioText(ratios),
+          'liveswap / plain (median; 90% interval of the median; IQR of the rounds)': ratioText(ratios),
           'control / plain': ratioText(controlRatios),
           'warm-up s': warmUpWindows.join(' / '),
           'server CPU ms per 1000 req, plain / liveswap / control': `${cpu('plain').toFixed(1)} / ${cpu('liveswap').toFixed(1)} / ${cpu('control').toFixed(1)}`,

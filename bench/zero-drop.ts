@@ -337,9 +337,10 @@ async function main() {
   const target = (name: string, met: boolean, measured: string) => targets.push({ target: name, measured, met: met ? 'yes' : 'NO' });
   if (steadyRows.length > 0) {
     console.log(`\n### Steady state (${STEADY_ROUNDS} rounds of ${STEADY_MEASURE_MS / 1000} s per server, taking turns)\n\n${table(steadyRows.map((r) => r.row))}`);
-    const ratios = steadyRows.map((r) => r.ratio);
-    const controls = steadyRows.map((r) => r.controlRatio).map((r) => r.toFixed(3));
-    target('steady req/s ≥ 0.97× plain node:cluster', ratios.every((r) => r >= 0.97), `ratios ${ratios.map((r) => r.toFixed(3)).join(', ')} (control ${controls.join(', ')})`);
+    const withInterval = (value: number, [low, high]: [number, number]) => `${value.toFixed(3)} (${low.toFixed(3)}–${high.toFixed(3)})`;
+    const ratios = steadyRows.map((r) => withInterval(r.ratio, r.ratioInterval)).join(', ');
+    const controls = steadyRows.map((r) => withInterval(r.controlRatio, r.controlInterval)).join(', ');
+    target('steady req/s ≥ 0.97× plain node:cluster', steadyRows.every((r) => r.ratio >= 0.97), `medians with 90% intervals ${ratios}; control ${controls}`);
   }
   if (upgradeRuns.length > 0) {
     console.log(`\n### ${UPGRADES} back-to-back upgrades under load, ${SLOW} requests of ${SLOW_MS / 1000} s in flight at each\n\n${table(upgradeRuns.map((r) => r.row))}`);
