@@ -16,17 +16,20 @@ export interface BridgeHandlers {
 
 export function installIpcBridge(handlers: BridgeHandlers): void {
   const originalEmit = process.emit;
-  const patchedEmit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'message' && isMasterEnvelope(args[0])) {
-      const envelope = args[0];
-      if (envelope.liveswap === 'broadcast') {
-        return (originalEmit as (...a: unknown[]) => boolean).call(this, 'message', envelope.value, args[1]);
+  // Every IPC delivery passes through here, the internal ones too: one
+  // `internalMessage` per connection node:cluster's round-robin hands this
+  // worker. So no rest parameter and no spread, which would build an array
+  // per event; `arguments` passes everything on untouched.
+  const patchedEmit = function (this: NodeJS.Process, event: string | symbol, message?: unknown, handle?: unknown): boolean {
+    if (event === 'message' && isMasterEnvelope(message)) {
+      if (message.liveswap === 'broadcast') {
+        return (originalEmit as (...a: unknown[]) => boolean).call(this, 'message', message.value, handle);
       }
-      if (envelope.liveswap === 'run') handlers.run(envelope);
-      else handlers.drain(envelope);
+      if (message.liveswap === 'run') handlers.run(message);
+      else handlers.drain(message);
       return true;
     }
-    return (originalEmit as (...a: unknown[]) => boolean).call(this, event, ...args);
+    return (originalEmit as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
   };
   process.emit = patchedEmit as typeof process.emit;
 }
