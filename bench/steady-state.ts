@@ -89,10 +89,11 @@ async function warmUp(load: LoadGenerator, port: number, serverPid: number, keep
   return windows;
 }
 
-const ratioText = (ratios: number[]) => {
-  const [low, high] = medianInterval(ratios);
-  return `${median(ratios).toFixed(3)} (${low.toFixed(3)}–${high.toFixed(3)}; IQR ${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
-};
+const intervalText = ([low, high]: [number, number]) => `${low.toFixed(3)}–${high.toFixed(3)}`;
+/** A median with its 90% interval: `0.994 (0.953–1.006)`. */
+export const withInterval = (value: number, interval: [number, number]) => `${value.toFixed(3)} (${intervalText(interval)})`;
+const ratioText = (ratios: number[], interval: [number, number]) =>
+  `${median(ratios).toFixed(3)} (${intervalText(interval)}; IQR ${percentile(ratios, 25).toFixed(3)}–${percentile(ratios, 75).toFixed(3)})`;
 const rateText = (rates: number[]) => `${Math.round(median(rates))} (${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))})`;
 
 /** The generator on CPU 0, each server's master or primary on CPU 1, its other processes alternating. */
@@ -144,14 +145,16 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
       const ratios = rounds.map((r) => r.liveswap.rps / r.plain.rps);
       const controlRatios = rounds.map((r) => r.control.rps / r.plain.rps);
       const cpu = (who: Server) => median(series(who, 'cpuPerK'));
+      const ratioInterval = medianInterval(ratios);
+      const controlInterval = medianInterval(controlRatios);
       const clientsText = `${clients} ${keepAlive ? 'keep-alive' : 'close'}`;
       rows.push({
         workers: forks,
         clients: clientsText,
         ratio: median(ratios),
         controlRatio: median(controlRatios),
-        ratioInterval: medianInterval(ratios),
-        controlInterval: medianInterval(controlRatios),
+        ratioInterval,
+        controlInterval,
         rounds,
         row: {
           workers: forks,
@@ -159,8 +162,8 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
           clients: clientsText,
           'plain req/s (median, min–max)': rateText(series('plain', 'rps')),
           'liveswap req/s': rateText(series('liveswap', 'rps')),
-          'liveswap / plain (median; 90% interval of the median; IQR of the rounds)': ratioText(ratios),
-          'control / plain': ratioText(controlRatios),
+          'liveswap / plain (median; 90% interval of the median; IQR of the rounds)': ratioText(ratios, ratioInterval),
+          'control / plain': ratioText(controlRatios, controlInterval),
           'warm-up s': warmUpWindows.join(' / '),
           'server CPU ms per 1000 req, plain / liveswap / control': `${cpu('plain').toFixed(1)} / ${cpu('liveswap').toFixed(1)} / ${cpu('control').toFixed(1)}`,
         },

@@ -38,7 +38,7 @@ import { now } from './lib/load-protocol.js';
 import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { ms, percentile, table, writeJson } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
-import { STEADY_MEASURE_MS, STEADY_ROUNDS, steadyState } from './steady-state.js';
+import { STEADY_MEASURE_MS, STEADY_ROUNDS, steadyState, withInterval } from './steady-state.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
 /** Which parts to run (all by default): steady, upgrades, cutover, rss. */
@@ -337,7 +337,6 @@ async function main() {
   const target = (name: string, met: boolean, measured: string) => targets.push({ target: name, measured, met: met ? 'yes' : 'NO' });
   if (steadyRows.length > 0) {
     console.log(`\n### Steady state (${STEADY_ROUNDS} rounds of ${STEADY_MEASURE_MS / 1000} s per server, taking turns)\n\n${table(steadyRows.map((r) => r.row))}`);
-    const withInterval = (value: number, [low, high]: [number, number]) => `${value.toFixed(3)} (${low.toFixed(3)}–${high.toFixed(3)})`;
     const ratios = steadyRows.map((r) => withInterval(r.ratio, r.ratioInterval)).join(', ');
     const controls = steadyRows.map((r) => withInterval(r.controlRatio, r.controlInterval)).join(', ');
     target('steady req/s ≥ 0.97× plain node:cluster', steadyRows.every((r) => r.ratio >= 0.97), `medians with 90% intervals ${ratios}; control ${controls}`);
