@@ -12,9 +12,19 @@ export function fixture(name: string): string {
   return path.join(FIXTURES, name);
 }
 
-/** A fresh private directory for one test, removed by the caller's cleanup. */
+/** Every directory tempDir() made, removed when this test process exits. */
+const tempDirs: string[] = [];
+
+/**
+ * A fresh private directory for one test. It is removed when the test
+ * process exits (so a test that fails half-way leaves nothing behind
+ * either), after the test's own cleanup has stopped the masters whose
+ * sockets and token files live in it.
+ */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'liveswap-test-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'liveswap-test-'));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /**
@@ -24,4 +34,6 @@ export function tempDir(): string {
  */
 export const STATE_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'liveswap-state-'));
 process.env.LIVESWAP_STATE_DIR = STATE_DIR;
-process.on('exit', () => fs.rmSync(STATE_DIR, { recursive: true, force: true }));
+process.on('exit', () => {
+  for (const dir of [STATE_DIR, ...tempDirs]) fs.rmSync(dir, { recursive: true, force: true });
+});
