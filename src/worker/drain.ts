@@ -9,11 +9,12 @@
  *    the server sees as idle, and such a socket is often one on which the
  *    client is writing its next request right now — that request would fail
  *    with ECONNRESET.
- * 2. Every response not yet started (in flight or arriving later on an open
- *    keep-alive socket) is sent with `Connection: close`, so the client learns
- *    the socket is going away and Node closes it once the response is done.
+ * 2. Every response whose headers are not yet written (in flight or arriving
+ *    later on an open keep-alive socket) is sent with `Connection: close` if
+ *    it is the last one on its socket, so the client learns the socket is
+ *    going away and Node closes it once the response is done.
  * 3. A keep-alive socket that stays idle — no request in flight, no byte
- *    received — for 1 s is closed (or sooner by the server's own
+ *    received — for 1 s of the drain is closed (or sooner by the server's own
  *    keepAliveTimeout); see http-connections.ts for why that is the rule.
  * 4. The app is told (`process.on('liveswap:drain')`) so it can close
  *    WebSockets, long polls and timers.
@@ -26,7 +27,7 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
 import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } from '../ipc.js';
-import { drainConnections, watchHttp } from './http-connections.js';
+import { drainConnections } from './http-connections.js';
 
 const servers = new Set<net.Server>();
 let draining = false;
@@ -43,7 +44,6 @@ export function trackServers(): void {
 function watchServer(server: net.Server): void {
   if (servers.has(server)) return;
   servers.add(server);
-  watchHttp(server);
   let address: string | undefined;
   server.on('listening', () => {
     address = formatAddress(server.address());
@@ -72,7 +72,7 @@ function closeServer(server: net.Server): Promise<void> {
 export async function drain(timeoutMs: number): Promise<void> {
   if (draining) return;
   draining = true;
-  const stopIdleChecks = drainConnections();
+  const stopIdleChecks = drainConnections(servers);
   const notice: DrainNotice = { timeoutMs, deadline: Date.now() + timeoutMs };
   const appTakesPart = process.listenerCount(DRAIN_EVENT) > 0;
   const closing = Promise.all([...servers].map(closeServer));

@@ -1,205 +1,168 @@
 /**
- * What the drain needs to know about a worker's HTTP connections: which
- * responses are in flight, and which keep-alive sockets sit idle.
+ * The HTTP side of a drain (rules 2 and 3 in drain.ts): `Connection: close`
+ * on the last response of every socket, and idle keep-alive sockets closed
+ * only when it is safe.
  *
- * The idle rule (drain rule 3): during a drain, a keep-alive socket is closed
- * once it has had no request in flight and received no byte for
- * DRAIN_IDLE_GRACE_MS — or sooner, by the server's own keepAliveTimeout.
- * Closing an idle socket always races a client that may be about to use it;
- * a client busy enough to matter sends its next request well within the
- * grace and is answered with `Connection: close` instead, so the race is left
- * to clients idle for a whole second — the same race Node's keepAliveTimeout
- * runs every day. Without this rule, an app with a long keepAliveTimeout (65 s
- * is common behind load balancers) would be SIGKILLed at every drain timeout.
+ * Nothing here runs before the drain starts, on purpose. The first versions
+ * tracked every connection and response as it happened (a Map entry and a
+ * `close` listener per socket, a queue of responses per socket, a hook on
+ * every finished response): callgrind counted 13k instructions more per
+ * connection-close request than the bare app, 5.8% of the worker, nearly all
+ * of it scavenger work for that bookkeeping; with this module switched off
+ * the worker ran level with the bare app. What the drain needs, Node
+ * already keeps:
+ *   - each HTTP(S) server's list of connections (what closeIdleConnections
+ *     uses): its parsers name their sockets, and `active()` lists those
+ *     receiving a request (and fresh connections, which have received
+ *     nothing: Node times their headers from the moment they connect);
+ *   - on each socket, the response being sent (`_httpMessage`, null between
+ *     requests) and, on its parser, the last request parsed (`incoming`).
+ * Those are internals; httpInternalsHold() says whether this Node has them
+ * (a test checks it on every run, so a Node that changes them fails CI
+ * rather than a drain). On a Node without them the drain still says
+ * `Connection: close` on every last response; idle sockets are then closed by
+ * the server's keepAliveTimeout or at the drain timeout.
  *
- * Sockets that were upgraded (WebSockets) are not HTTP any more and are left
- * to the app (the drain event) and the drain timeout.
+ * The idle rule (drain rule 3): once the drain has started, a keep-alive
+ * socket is closed when it has had no response in flight, no request being
+ * received and no byte arriving for DRAIN_IDLE_GRACE_MS — or sooner, by the
+ * server's own keepAliveTimeout. Closing an idle socket always races a
+ * client that may be about to use it; a client busy enough to matter sends
+ * its next request well within the grace and is answered with
+ * `Connection: close` instead, so the race is left to clients idle for a
+ * whole second — the same race Node's keepAliveTimeout runs every day. The
+ * grace counts from the drain's start for a socket already idle then: that
+ * costs up to a second of drain time when idle keep-alive clients are
+ * connected, and gives a client that picks its pooled socket back up at that
+ * moment the same second as any other. Without this rule, an app with a long
+ * keepAliveTimeout (65 s is common behind load balancers) would be SIGKILLed
+ * at every drain timeout.
+ *
+ * Sockets that were upgraded (WebSockets) are not HTTP any more: Node takes
+ * them off the connections list, and they are left to the app (the drain
+ * event) and the drain timeout.
  */
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import type net from 'node:net';
-
-const requireBuiltin = createRequire(import.meta.url);
 
 export const DRAIN_IDLE_GRACE_MS = 1000;
 const IDLE_CHECK_INTERVAL_MS = 100;
 
-interface SocketState {
-  requests: number;
-  /** Responses on this socket not yet finished, oldest first (more than one when pipelined). */
-  responses: http.ServerResponse[];
-  /** When a request last started or a response last finished on it. */
-  lastActive: number;
-  lastBytesRead: number;
+/** What Node's connections list gives: one HTTP parser per connection. */
+interface HttpParser {
+  socket: HttpSocket | null;
+  incoming: http.IncomingMessage | null;
 }
+interface ConnectionsList {
+  all(): HttpParser[];
+  /** Parsers that have started reading a request and not finished it, and fresh connections. */
+  active(): HttpParser[];
+}
+type HttpSocket = net.Socket & { parser?: HttpParser | null; _httpMessage?: http.ServerResponse | null };
 
-const sockets = new Map<net.Socket, SocketState>();
-/** Responses we switched to `Connection: close` (so we can switch them back). */
-const closingByUs = new WeakSet<http.ServerResponse>();
-let draining = false;
-
-/**
- * Watches one server's connections and requests (only HTTP servers have
- * either). We wrap this server's `emit` rather than add listeners: it sees a
- * request before the app's handler writes the response, whatever order the
- * app adds its listeners in; it adds no listener Node would count (Node
- * answers `Expect: 100-continue` itself only while nobody listens for
- * `checkContinue`); and an event with one listener stays on EventEmitter's
- * fast path, where a second listener would copy the listener array on every
- * request.
- */
-export function watchHttp(server: net.Server): void {
-  const connectionEvent = connectionEventOf(server);
-  if (!connectionEvent) return;
-  forgetFinishedResponses();
-  const emit = server.emit;
-  server.emit = function (this: net.Server, event: string | symbol, first?: unknown, second?: unknown): boolean {
-    if (event === 'request' || event === 'checkContinue' || event === 'checkExpectation') {
-      onRequest(first as http.IncomingMessage, second as http.ServerResponse);
-    } else if (event === connectionEvent) {
-      track(first as net.Socket);
-    }
-    // `arguments`, not a rest parameter: every argument passes on untouched, with no array built per event.
-    return (emit as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
-  } as typeof server.emit;
+/** The server's connections list (set up when it starts listening); undefined for a server that is not HTTP(S). */
+function connectionsOf(server: net.Server): ConnectionsList | undefined {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
+  const list = key && (server as unknown as Record<symbol, unknown>)[key];
+  return list && typeof (list as ConnectionsList).all === 'function' && typeof (list as ConnectionsList).active === 'function'
+    ? (list as ConnectionsList)
+    : undefined;
 }
 
 /**
- * The event that hands an HTTP(S) server a new connection; undefined for any
- * other server. `node:https` is looked at only for a TLS server, whose app has
- * loaded TLS already: importing it up front would load OpenSSL's bindings
- * into every worker, and V8 then scans their objects at every scavenge
- * (callgrind: 1% more instructions per request for a plain HTTP app).
+ * Whether this Node keeps what the drain reads, checked on a listening HTTP
+ * server with a connection open (`socket` is the server's side of it).
  */
-function connectionEventOf(server: net.Server): 'connection' | 'secureConnection' | undefined {
-  if (server instanceof http.Server) return 'connection';
-  if (typeof (server as { setSecureContext?: unknown }).setSecureContext !== 'function') return undefined;
-  const https = requireBuiltin('node:https') as typeof import('node:https');
-  return server instanceof https.Server ? 'secureConnection' : undefined;
-}
-
-function track(socket: net.Socket): SocketState {
-  let state = sockets.get(socket);
-  if (!state) {
-    state = { requests: 0, responses: [], lastActive: Date.now(), lastBytesRead: 0 };
-    sockets.set(socket, state);
-    socket.once('close', () => sockets.delete(socket));
-  }
-  return state;
-}
-
-/** A response that needs nothing more from us: sent in full, or its socket is gone. */
-function isDone(res: http.ServerResponse): boolean {
-  return res.writableFinished || res.destroyed;
-}
-
-let finishHookInstalled = false;
-
-/**
- * Drops a response from its socket's queue the moment Node is done with it.
- * Node calls ServerResponse#detachSocket once per response, when it has been
- * sent in full (resOnFinish), so wrapping that one method costs a call and a
- * map lookup per response: no listener, no closure. Holding on to finished
- * responses instead (until the socket's next request) kept one dead
- * response graph per keep-alive socket alive through every scavenge:
- * callgrind counted 5× the scavenger's survivor work and 2.4% more
- * instructions per request than the bare app in node:cluster. (A `close`
- * listener per response, the first version, cost about 8% of worker CPU.)
- */
-function forgetFinishedResponses(): void {
-  if (finishHookInstalled) return;
-  finishHookInstalled = true;
-  const proto = http.ServerResponse.prototype as http.ServerResponse & { detachSocket(socket: net.Socket): void };
-  const detachSocket = proto.detachSocket;
-  proto.detachSocket = function (this: http.ServerResponse, socket: net.Socket): void {
-    const state = sockets.get(socket);
-    if (state) {
-      // HTTP/1.1 answers in order: this is the oldest response, index 0.
-      const index = state.responses.indexOf(this);
-      if (index !== -1) state.responses.splice(index, 1);
-      state.lastActive = Date.now();
-    }
-    detachSocket.call(this, socket);
-  };
-}
-
-/** Drops responses that ended without Node detaching them (destroyed mid-way); returns whether any was dropped. */
-function pruneFinished(state: SocketState): boolean {
-  let pruned = false;
-  while (state.responses.length > 0 && isDone(state.responses[0]!)) {
-    state.responses.shift();
-    pruned = true;
-  }
-  return pruned;
-}
-
-function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const state = track(req.socket);
-  if (state.responses.includes(res)) return; // the app re-emitted it (checkContinue → request)
-  state.requests++;
-  state.responses.push(res);
-  state.lastActive = Date.now();
-  if (draining) closeAfterLast(state);
+export function httpInternalsHold(server: http.Server, socket: net.Socket): boolean {
+  const parsers = connectionsOf(server)?.all() ?? [];
+  const parser = parsers.find((candidate) => candidate.socket === socket);
+  return parser !== undefined && (socket as HttpSocket).parser === parser && 'incoming' in parser;
 }
 
 /**
- * `Connection: close` on the last response queued on the socket only: Node
- * closes the socket after a response that says so, so with pipelined
- * requests an earlier one saying it would drop the later ones, whose
- * handlers have already run.
+ * A response is the last one queued on its socket when its request is the
+ * last one the socket's parser has read. Earlier pipelined responses must
+ * keep the socket open: Node closes it after a response that says
+ * `Connection: close`, which would drop the later ones, whose handlers have
+ * already run.
  */
-function closeAfterLast(state: SocketState): void {
-  const last = state.responses.at(-1);
-  for (const res of state.responses) {
-    if (res.headersSent) continue;
-    if (res === last) {
-      if (res.shouldKeepAlive) {
-        res.shouldKeepAlive = false;
-        closingByUs.add(res);
-      }
-    } else if (closingByUs.has(res)) {
-      res.shouldKeepAlive = true;
-      closingByUs.delete(res);
-    }
-  }
+function isLastOnItsSocket(res: http.ServerResponse): boolean {
+  const req = (res as { req?: http.IncomingMessage }).req;
+  const parser = (req?.socket as HttpSocket | undefined)?.parser;
+  // No parser: the socket was upgraded or is gone; nothing to say.
+  return parser != null && parser.incoming === req;
+}
+
+let closeHookInstalled = false;
+
+/**
+ * From now on, a response decides at the moment its headers are written
+ * (every response goes through writeHead, explicitly or from end() and
+ * write()) whether it says `Connection: close`: the last on its socket does.
+ * Deciding then, rather than when the drain starts or the request arrives,
+ * sees every pipelined request read up to that moment, so nothing needs
+ * switching back; a response whose headers went out before the drain keeps
+ * them, and its socket is left to the idle rule.
+ */
+function closeAfterLastResponses(): void {
+  if (closeHookInstalled) return;
+  closeHookInstalled = true;
+  const proto = http.ServerResponse.prototype;
+  const writeHead = proto.writeHead as (this: http.ServerResponse, ...args: unknown[]) => http.ServerResponse;
+  proto.writeHead = function (this: http.ServerResponse) {
+    if (this.shouldKeepAlive && !this.headersSent && isLastOnItsSocket(this)) this.shouldKeepAlive = false;
+    // `arguments`: writeHead has three call shapes, all passed on untouched.
+    return writeHead.apply(this, arguments as unknown as unknown[]);
+  } as typeof proto.writeHead;
+}
+
+interface Activity {
+  bytesRead: number;
+  /** When the socket was last seen busy (or the drain started). */
+  since: number;
 }
 
 /**
- * From now on every response not yet started says `Connection: close`, and
- * idle keep-alive sockets are closed by the rule above. Returns a function
- * that stops the idle checks.
+ * Starts rules 2 and 3 for these servers. Returns a function that stops
+ * the idle checks.
  */
-export function drainConnections(): () => void {
-  draining = true;
-  for (const state of sockets.values()) {
-    pruneFinished(state);
-    closeAfterLast(state);
-  }
-  const timer = setInterval(closeIdleSockets, IDLE_CHECK_INTERVAL_MS);
+export function drainConnections(servers: Iterable<net.Server>): () => void {
+  closeAfterLastResponses();
+  const lists = [...servers].map(connectionsOf).filter((list): list is ConnectionsList => list !== undefined);
+  if (lists.length === 0) return () => {};
+  const seen = new WeakMap<net.Socket, Activity>();
+  const timer = setInterval(() => closeIdleSockets(lists, seen), IDLE_CHECK_INTERVAL_MS);
   timer.unref(); // The sockets keep the worker alive, not this check.
   return () => clearInterval(timer);
 }
 
-function closeIdleSockets(): void {
+function closeIdleSockets(lists: ConnectionsList[], seen: WeakMap<net.Socket, Activity>): void {
   const now = Date.now();
-  for (const [socket, state] of sockets) {
-    const bytesRead = socket.bytesRead;
-    if (bytesRead !== state.lastBytesRead) {
-      // Bytes arrived: a request is on its way (or the socket was upgraded).
-      state.lastBytesRead = bytesRead;
-      state.lastActive = now;
-      continue;
+  for (const list of lists) {
+    const active = new Set(list.active());
+    for (const parser of list.all()) {
+      const socket = parser.socket;
+      if (!socket || socket.parser !== parser || socket.destroyed) continue;
+      const bytesRead = socket.bytesRead;
+      let activity = seen.get(socket);
+      if (!activity) {
+        activity = { bytesRead, since: now };
+        seen.set(socket, activity);
+      }
+      // Busy: a response in flight, bytes arrived, or a request being
+      // received (a connection that has received nothing yet is idle).
+      const receiving = active.has(parser) && bytesRead > 0;
+      if (bytesRead !== activity.bytesRead || socket._httpMessage || receiving) {
+        activity.bytesRead = bytesRead;
+        activity.since = now;
+        continue;
+      }
+      if (now - activity.since < DRAIN_IDLE_GRACE_MS) continue;
+      // destroy(), not end(): http.Server sockets allow half-open, so end()
+      // would leave a request that crosses our FIN executed but unanswered, and
+      // a peer that never closes its side would hold the worker to the drain
+      // timeout. This is what Node's own keepAliveTimeout does.
+      socket.destroy();
     }
-    if (pruneFinished(state)) state.lastActive = now;
-    if (state.responses.length > 0 || now - state.lastActive < DRAIN_IDLE_GRACE_MS) continue;
-    // A socket that sent bytes but never a request was upgraded (or is mid-way
-    // through its first request's headers): not ours to close.
-    if (state.requests === 0 && bytesRead > 0) continue;
-    if ((socket as { parser?: unknown }).parser === null) continue; // detached from HTTP: upgraded
-    // destroy(), not end(): http.Server sockets allow half-open, so end()
-    // would leave a request that crosses our FIN executed but unanswered, and
-    // a peer that never closes its side would hold the worker to the drain
-    // timeout. This is what Node's own keepAliveTimeout does.
-    socket.destroy();
   }
 }
