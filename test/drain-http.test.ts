@@ -6,24 +6,18 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { test } from 'node:test';
 import { makeCerts } from './helpers/certs.js';
-import { freePort, get } from './helpers/net.js';
+import { freePort, get, rawClient } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 /** Raw HTTP/1.1 over one socket: write everything, collect everything until the server closes. */
 function rawExchange(port: number, requests: string) {
-  const socket = net.connect(port, '127.0.0.1');
-  let received = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk) => (received += chunk));
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  socket.on('error', () => {});
-  socket.write(requests);
-  return { socket, received: () => received, closed };
+  const exchange = rawClient(port);
+  exchange.socket.write(requests);
+  return exchange;
 }
 
 test('pipelined requests in flight when the drain starts are all answered', async (t) => {

@@ -15,6 +15,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { drainConnections, httpInternalsHold } from '../src/worker/http-connections.js';
+import { rawClient } from './helpers/net.js';
 import { waitFor, withDeadline } from './helpers/wait.js';
 
 async function listening(server: http.Server): Promise<number> {
@@ -26,14 +27,9 @@ async function listening(server: http.Server): Promise<number> {
 /** A raw client socket and the server's side of it. */
 async function connectPair(server: http.Server, port: number) {
   const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const client = net.connect(port, '127.0.0.1');
-  client.setEncoding('utf8');
-  let received = '';
-  client.on('data', (chunk) => (received += chunk));
-  client.on('error', () => {});
-  const closed = once(client, 'close');
+  const { socket: client, received, closed } = rawClient(port);
   const [serverSide] = await accepted;
-  return { client, serverSide, received: () => received, closed };
+  return { client, serverSide, received, closed };
 }
 
 test('this Node keeps the connection list, parsers and sockets the drain reads', async (t) => {

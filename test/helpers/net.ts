@@ -33,6 +33,17 @@ export function get(port: number, path = '/', agent?: http.Agent | false, timeou
   });
 }
 
+/** A raw TCP client on 127.0.0.1: what the server sent so far, as text, and when it closed. Errors only close it. */
+export function rawClient(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk) => (received += chunk));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  return { socket, received: () => received, closed };
+}
+
 /** Is anything accepting connections on the port? */
 export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
