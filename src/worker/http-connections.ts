@@ -19,9 +19,11 @@
  *     requests) and, on its parser, the last request parsed (`incoming`).
  * Those are internals; httpInternalsHold() says whether this Node has them
  * (a test checks it on every run, so a Node that changes them fails CI
- * rather than a drain). On a Node without them the drain still says
- * `Connection: close` on every last response; idle sockets are then closed by
- * the server's keepAliveTimeout or at the drain timeout.
+ * rather than a drain). What a Node without them would lose: without the
+ * connections list, idle sockets are left to the server's keepAliveTimeout
+ * or the drain timeout; without `parser.incoming`, no response says
+ * `Connection: close`, and busy keep-alive sockets are left to the drain
+ * timeout too.
  *
  * The idle rule (drain rule 3): once the drain has started, a keep-alive
  * socket is closed when it has had no response in flight, no request being
