@@ -2,35 +2,44 @@
  * Steady state: req/s of liveswap against plain node:cluster, same app, same
  * worker count, measured in the same run.
  *
- * This VM's throughput for one unchanged setup drifts by 30% and more over
- * seconds to minutes (pure CPU loops do not; loopback traffic between
- * processes on two vCPUs does), and a server needs seconds of traffic before
- * V8 has warmed it. So the method is:
- *   - every server is warmed up before any round counts: a fresh server's
+ * This VM's throughput for one unchanged setup moves between levels as far
+ * apart as 25,000 and 45,000 req/s, each lasting from a fifth of a second to
+ * a few seconds (steal time from the host comes and goes in episodes), and a
+ * server needs seconds of traffic before V8 has warmed it. So the method is:
+ *   - every server is warmed up before anything counts: a fresh server's
  *     req/s climbs for 4 s (2 workers) to 10 s (8 workers) before it levels
  *     off here (JIT, and the VM populating the new processes' memory), so it
  *     gets load until its rate stops climbing;
- *   - one load generator process for all rounds (its JIT stays warm), with the
- *     lean raw-http engine so that the servers, not the generator, set the rate;
- *   - short rounds, the servers taking turns in every order (so each is
- *     measured before and after each other equally often), and the ratio is
- *     the median of the rounds' ratios: neighbouring rounds see nearly the
- *     same machine, so a round's ratio cancels most of the drift;
+ *   - one load generator process for everything (its JIT stays warm), with
+ *     the lean raw-http engine so that the servers, not the generator, set the
+ *     rate;
+ *   - the servers take turns in slices of 200 ms with no gap: the same 32
+ *     clients drive one server, then the next, each client keeping its
+ *     keep-alive socket to every server open (load-generator.ts, rotate), the
+ *     three servers in every order, round after round;
+ *   - each liveswap slice is compared with the nearest slice of a plain
+ *     primary (either of the two) before it and after it, their mean: both are within 200–400 ms of it, on
+ *     nearly the same machine, and a level change during the three slices
+ *     falls on both sides. The ratio is the median of those comparisons.
+ *     Measured against the rounds of 1 s per server this replaced, the same
+ *     minute of run gives an interval about a third as wide;
  *   - every process pinned to a CPU, the same way for every server: the load
  *     generator and the master or primary on CPU 0 and CPU 1, the workers
  *     alternating between them. Left to the scheduler, where each long-lived
  *     process happened to land stuck for the whole run, and two identical
  *     primaries measured 0.89–1.11 of each other with connection-close
  *     clients; pinned, 0.97–1.00;
- *   - a control: a second, identical plain node:cluster primary measured the
- *     same way. Its ratio to the first is what the method reads when there is
- *     no difference at all: the noise floor of this run.
+ *   - a control: a second, identical plain node:cluster primary, measured the
+ *     same way against the first one's slices on either side. Its ratio is
+ *     what the method reads when there is no difference at all: the noise
+ *     floor of this run (a little wider than the ratio's, since it has one
+ *     plain primary to compare with rather than two).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/net.js';
 import { childPids } from '../test/helpers/proc-tree.js';
 import { answeredAt, isFailure, LoadGenerator } from './lib/load.js';
-import { now } from './lib/load-protocol.js';
+import { now, type SliceResult } from './lib/load-protocol.js';
 import { cpuMsOfTree, pinToCpu } from './lib/proc.js';
 import { median, medianInterval, percentile } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
@@ -38,11 +47,17 @@ import { liveswapMaster, plainCluster } from './lib/servers.js';
 /** Warm-up: 1 s windows until the rate stops climbing (see warmUp), within these bounds. */
 const WARMUP_MIN_WINDOWS = 3;
 const WARMUP_MAX_WINDOWS = 15;
-/** Each round: connections opened and settled, then the measured window. */
+/** Warm-up windows: connections opened and settled, then the measured second. */
 const SETTLE_MS = 200;
-export const STEADY_MEASURE_MS = 1000;
-/** A multiple of 6: the three servers take every order equally often. */
-export const STEADY_ROUNDS = Number(process.env.BENCH_STEADY_ROUNDS ?? 18);
+export const STEADY_SLICE_MS = 200;
+/**
+ * A slice's first 50 ms are not counted: the previous server's last answers
+ * arrive in them while the clients switch over (with close clients, answers
+ * here take 11–15 ms at the median, 30–35 ms at p99 and up to 47 ms).
+ */
+const GUARD_MS = 50;
+/** A multiple of 6: the three servers take every order equally often. 150 rounds: 90 s per row. */
+export const STEADY_ROUNDS = Number(process.env.BENCH_STEADY_ROUNDS ?? 150);
 
 const SERVERS = ['plain', 'liveswap', 'control'] as const;
 type Server = (typeof SERVERS)[number];
@@ -55,38 +70,57 @@ const ORDERS: readonly (readonly Server[])[] = [
   ['liveswap', 'control', 'plain'],
 ];
 
-interface Measured {
-  rps: number;
-  /** Server-side CPU (master or primary, and its workers) per 1000 requests, ms. */
-  cpuPerK: number;
-}
-
-async function measureRound(load: LoadGenerator, port: number, serverPid: number, keepAlive: boolean, clients: number, windowMs: number): Promise<Measured> {
+/** One window of load on one server; its req/s. */
+async function measureWindow(load: LoadGenerator, port: number, keepAlive: boolean, clients: number, windowMs: number): Promise<number> {
   load.start({ port, clients, keepAlive, engine: 'raw', staggered: true });
   await sleep(SETTLE_MS);
   const from = now();
-  const cpuFrom = cpuMsOfTree(serverPid);
   await sleep(windowMs);
-  const cpuTo = cpuMsOfTree(serverPid);
   const to = now();
   const requests = await load.stop();
   const answered = requests.filter((r) => !isFailure(r) && answeredAt(r) >= from && answeredAt(r) < to).length;
-  return { rps: answered / ((to - from) / 1000), cpuPerK: ((cpuTo - cpuFrom) / answered) * 1000 };
+  return answered / ((to - from) / 1000);
 }
 
 /** Load in 1 s windows until two windows in a row set no new high (by more than 3%). */
-async function warmUp(load: LoadGenerator, port: number, serverPid: number, keepAlive: boolean, clients: number): Promise<number> {
+async function warmUp(load: LoadGenerator, port: number, keepAlive: boolean, clients: number): Promise<number> {
   let best = 0;
   let flat = 0;
   let windows = 0;
   while (windows < WARMUP_MAX_WINDOWS && (windows < WARMUP_MIN_WINDOWS || flat < 2)) {
-    const { rps } = await measureRound(load, port, serverPid, keepAlive, clients, 1000);
+    const rps = await measureWindow(load, port, keepAlive, clients, 1000);
     windows++;
     if (rps > best * 1.03) flat = 0;
     else flat++;
     best = Math.max(best, rps);
   }
   return windows;
+}
+
+interface Slice {
+  server: Server;
+  rps: number;
+  failed: number;
+}
+
+/**
+ * Each slice of `who`, divided by the mean of the nearest slice before it and
+ * the nearest after it that belong to `against` (slices at either end of the
+ * run, with no such neighbour on one side, are left out).
+ */
+export function bracketedRatios<S>(slices: readonly { server: S; rps: number }[], who: S, against: readonly S[]): number[] {
+  const nearest = (from: number, step: 1 | -1) => {
+    for (let i = from + step; i >= 0 && i < slices.length; i += step) if (against.includes(slices[i]!.server)) return slices[i]!.rps;
+    return undefined;
+  };
+  const ratios: number[] = [];
+  slices.forEach((slice, i) => {
+    if (slice.server !== who) return;
+    const before = nearest(i, -1);
+    const after = nearest(i, 1);
+    if (before !== undefined && after !== undefined) ratios.push(slice.rps / ((before + after) / 2));
+  });
+  return ratios;
 }
 
 const intervalText = ([low, high]: [number, number]) => `${low.toFixed(3)}–${high.toFixed(3)}`;
@@ -109,15 +143,17 @@ function pinAll(generatorPid: number, serverPids: number[]): boolean {
 export interface SteadyRow {
   workers: number;
   clients: string;
-  /** Median of the rounds' liveswap / plain ratios. */
+  /** Median of liveswap's slices against the plain primaries' slices on either side. */
   ratio: number;
-  /** The same for the control (plain / plain): what "no difference" reads as in this run. */
+  /** The same for the control against the first plain primary's slices: what "no difference" reads as in this run. */
   controlRatio: number;
   /** 90% bootstrap intervals of the two medians: how far chance alone could move them in this run. */
   ratioInterval: [number, number];
   controlInterval: [number, number];
-  /** Every round's figures, in the order measured (for the JSON). */
-  rounds: Record<Server, Measured>[];
+  /** Requests that failed in any slice (a steady server should fail none). */
+  failed: number;
+  /** Every slice, in the order measured (for the JSON). */
+  slices: Slice[];
   row: Record<string, string | number>;
 }
 
@@ -133,21 +169,29 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
   try {
     for (const keepAlive of [true, false]) {
       const warmUpWindows: number[] = [];
-      for (const who of SERVERS) warmUpWindows.push(await warmUp(load, ports[who], pids[who], keepAlive, clients));
-      const rounds: Record<Server, Measured>[] = [];
-      for (let round = 0; round < STEADY_ROUNDS; round++) {
-        const measured = {} as Record<Server, Measured>;
-        for (const who of ORDERS[round % ORDERS.length]!) measured[who] = await measureRound(load, ports[who], pids[who], keepAlive, clients, STEADY_MEASURE_MS);
-        rounds.push(measured);
-        if (process.env.BENCH_VERBOSE) console.error(`steady ${forks} ${keepAlive ? 'keep-alive' : 'close'} round ${round}: ${SERVERS.map((w) => `${w} ${Math.round(measured[w].rps)}`).join(', ')}`);
-      }
-      const series = (who: Server, key: keyof Measured) => rounds.map((r) => r[who][key]);
-      const ratios = rounds.map((r) => r.liveswap.rps / r.plain.rps);
-      const controlRatios = rounds.map((r) => r.control.rps / r.plain.rps);
-      const cpu = (who: Server) => median(series(who, 'cpuPerK'));
+      for (const who of SERVERS) warmUpWindows.push(await warmUp(load, ports[who], keepAlive, clients));
+      const schedule = Array.from({ length: STEADY_ROUNDS }, (_, round) => ORDERS[round % ORDERS.length]!).flat();
+      const cpuFrom = SERVERS.map((who) => cpuMsOfTree(pids[who]));
+      const result = await load.rotate({
+        ports: SERVERS.map((who) => ports[who]),
+        schedule: schedule.map((who) => SERVERS.indexOf(who)),
+        sliceMs: STEADY_SLICE_MS,
+        guardMs: GUARD_MS,
+        clients,
+        keepAlive,
+        path: '/',
+        timeoutMs: 10_000,
+      });
+      const cpuPerK = SERVERS.map((who, i) => ((cpuMsOfTree(pids[who]) - cpuFrom[i]!) / result.answeredByServer[i]!) * 1000);
+      const slices = result.slices.map(({ server, rps, failed }: SliceResult): Slice => ({ server: SERVERS[server]!, rps, failed }));
+      const rates = (who: Server) => slices.filter((s) => s.server === who).map((s) => s.rps);
+      const ratios = bracketedRatios(slices, 'liveswap', ['plain', 'control']);
+      const controlRatios = bracketedRatios(slices, 'control', ['plain']);
       const ratioInterval = medianInterval(ratios);
       const controlInterval = medianInterval(controlRatios);
+      const failed = slices.reduce((sum, s) => sum + s.failed, 0);
       const clientsText = `${clients} ${keepAlive ? 'keep-alive' : 'close'}`;
+      if (process.env.BENCH_VERBOSE) console.error(`steady ${forks} ${clientsText}: ${SERVERS.map((w) => `${w} ${Math.round(median(rates(w)))}`).join(', ')}`);
       rows.push({
         workers: forks,
         clients: clientsText,
@@ -155,17 +199,19 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
         controlRatio: median(controlRatios),
         ratioInterval,
         controlInterval,
-        rounds,
+        failed,
+        slices,
         row: {
           workers: forks,
           pinned: pinned ? 'yes' : 'no',
           clients: clientsText,
-          'plain req/s (median, min–max)': rateText(series('plain', 'rps')),
-          'liveswap req/s': rateText(series('liveswap', 'rps')),
-          'liveswap / plain (median; 90% interval of the median; IQR of the rounds)': ratioText(ratios, ratioInterval),
+          'plain req/s per slice (median, min–max)': rateText(rates('plain')),
+          'liveswap req/s': rateText(rates('liveswap')),
+          'liveswap / plain on either side (median; 90% interval of the median; IQR)': ratioText(ratios, ratioInterval),
           'control / plain': ratioText(controlRatios, controlInterval),
+          failed,
           'warm-up s': warmUpWindows.join(' / '),
-          'server CPU ms per 1000 req, plain / liveswap / control': `${cpu('plain').toFixed(1)} / ${cpu('liveswap').toFixed(1)} / ${cpu('control').toFixed(1)}`,
+          'server CPU ms per 1000 req, plain / liveswap / control': cpuPerK.map((v) => v.toFixed(1)).join(' / '),
         },
       });
     }

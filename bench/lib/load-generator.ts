@@ -7,6 +7,8 @@
  *   → { type: 'start', ...LoadConfig }     start `clients` loops
  *   → { type: 'slow', port, count, ms, tag } fire `count` slow requests at once
  *   → { type: 'stop' }                      stop the loops, reply with every sample
+ *   → { type: 'rotate', ...RotateCommand }  drive several servers in turn (steady rounds)
+ *   ← { type: 'rotated', result }           when the rotation's last slice has ended
  *   ← { type: 'slow-done', tag, results }   when every slow request has settled
  *   ← { type: 'samples', samples }          after stop
  *
@@ -15,7 +17,7 @@
  */
 import http from 'node:http';
 import { RawHttpClient } from './raw-http.js';
-import { now, type LoadConfig, type Outcome, type Samples, type SlowCommand } from './load-protocol.js';
+import { now, type LoadConfig, type Outcome, type RotateCommand, type RotateResult, type Samples, type SlowCommand } from './load-protocol.js';
 
 interface Recorder {
   sentAt: number[];
@@ -120,8 +122,47 @@ async function slow(command: SlowCommand): Promise<void> {
   process.send!({ type: 'slow-done', tag: command.tag, results });
 }
 
+/**
+ * Why rotate rather than load one server, stop, load the next: this VM's
+ * throughput wanders by 15% from one half second to the next (steal time
+ * from the host comes and goes in episodes of seconds), so the further apart
+ * two servers are measured, the more of that wandering their ratio carries.
+ * Slices of a few hundred ms with no gap (no connect, no settle: every
+ * keep-alive socket stays open) put the servers of a round within about a
+ * second of each other.
+ */
+async function rotate(command: RotateCommand): Promise<RotateResult> {
+  const { ports, schedule, sliceMs, guardMs, keepAlive, path, timeoutMs } = command;
+  const perServer = ports.map((port) => Array.from({ length: command.clients }, () => new RawHttpClient(port, path, keepAlive, timeoutMs)));
+  // Open each server's sockets one after another (see LoadConfig.staggered): the round robin then splits them evenly.
+  for (const serverClients of perServer) for (const client of serverClients) await client.get();
+  const answeredByServer = ports.map(() => 0);
+  const slices = schedule.map((server) => ({ server, answered: 0, failed: 0 }));
+  const startAt = now();
+  const endAt = startAt + schedule.length * sliceMs;
+  const loop = async (i: number) => {
+    for (let sentAt = now(); sentAt < endAt; sentAt = now()) {
+      const index = Math.floor((sentAt - startAt) / sliceMs);
+      const slice = slices[index]!;
+      const outcome = await perServer[slice.server]![i]!.get();
+      const at = now();
+      const ok = outcome.startsWith('body:');
+      if (ok) answeredByServer[slice.server]!++;
+      // Counted only inside its own slice's window, so a slow answer never inflates the next server's slice.
+      if (Math.floor((at - startAt) / sliceMs) !== index || at - startAt - index * sliceMs < guardMs) continue;
+      if (ok) slice.answered++;
+      else slice.failed++;
+    }
+  };
+  await Promise.all(perServer[0]!.map((_, i) => loop(i)));
+  for (const serverClients of perServer) for (const client of serverClients) client.close();
+  const countedSeconds = (sliceMs - guardMs) / 1000;
+  return { answeredByServer, slices: slices.map(({ server, answered, failed }) => ({ server, failed, rps: answered / countedSeconds })) };
+}
+
 process.on('message', (message: { type: string }) => {
-  if (message.type === 'start') start(message as unknown as LoadConfig);
+  if (message.type === 'rotate') void rotate(message as unknown as RotateCommand).then((result) => process.send!({ type: 'rotated', result }));
+  else if (message.type === 'start') start(message as unknown as LoadConfig);
   else if (message.type === 'slow') void slow(message as unknown as SlowCommand);
   else if (message.type === 'stop') void stop().then((samples) => process.send!({ type: 'samples', samples }));
 });

@@ -29,6 +29,43 @@ export interface LoadConfig {
   hardStopMs: number;
 }
 
+/**
+ * The steady rounds: the same clients drive several servers in turn, one
+ * short slice each, with no pause between slices. Each client keeps a
+ * keep-alive socket to every server open for the whole rotation.
+ */
+export interface RotateCommand {
+  ports: number[];
+  /** The servers (indices into ports) in the order their slices come. */
+  schedule: number[];
+  sliceMs: number;
+  /**
+   * Completions in a slice's first guardMs are not counted: the previous
+   * server's last requests are still being answered and the clients are
+   * switching over.
+   */
+  guardMs: number;
+  clients: number;
+  keepAlive: boolean;
+  path: string;
+  timeoutMs: number;
+}
+
+export interface SliceResult {
+  /** Index into the rotation's ports. */
+  server: number;
+  /** Requests to this slice's server answered (200 with a body) within its counted window, per second. */
+  rps: number;
+  /** Requests to this slice's server that failed within its counted window. */
+  failed: number;
+}
+
+export interface RotateResult {
+  slices: SliceResult[];
+  /** Every request each server answered during the rotation, counted or not (for CPU per request). */
+  answeredByServer: number[];
+}
+
 export interface SlowCommand {
   port: number;
   count: number;

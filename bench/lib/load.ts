@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { LoadConfig, Samples, SlowResult } from './load-protocol.js';
+import type { LoadConfig, RotateCommand, RotateResult, Samples, SlowResult } from './load-protocol.js';
 
 const GENERATOR = fileURLToPath(new URL('./load-generator.js', import.meta.url));
 
@@ -20,10 +20,12 @@ export class LoadGenerator {
   private readonly child: ChildProcess;
   private readonly slowWaiters = new Map<string, (results: SlowResult[]) => void>();
   private samplesWaiter: ((samples: Samples) => void) | undefined;
+  private rotateWaiter: ((result: RotateResult) => void) | undefined;
 
   constructor() {
     this.child = fork(GENERATOR, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (message: { type: string; tag?: string; results?: SlowResult[]; samples?: Samples }) => {
+    this.child.on('message', (message: { type: string; tag?: string; results?: SlowResult[]; samples?: Samples; result?: RotateResult }) => {
+      if (message.type === 'rotated') this.rotateWaiter?.(message.result!);
       if (message.type === 'slow-done') this.slowWaiters.get(message.tag!)?.(message.results!);
       if (message.type === 'samples') this.samplesWaiter?.(message.samples!);
     });
@@ -41,6 +43,13 @@ export class LoadGenerator {
   slow(port: number, count: number, ms: number, tag: string): Promise<SlowResult[]> {
     const done = new Promise<SlowResult[]>((resolve) => this.slowWaiters.set(tag, resolve));
     this.child.send({ type: 'slow', port, count, ms, tag });
+    return done;
+  }
+
+  /** Drives the servers in turn (see RotateCommand); resolves after the last slice. */
+  rotate(command: RotateCommand): Promise<RotateResult> {
+    const done = new Promise<RotateResult>((resolve) => (this.rotateWaiter = resolve));
+    this.child.send({ type: 'rotate', ...command });
     return done;
   }
 
