@@ -22,8 +22,9 @@
  *     nearly the same machine, and a level change during the three slices
  *     falls on both sides. The ratio is the median of those comparisons.
  *     The rounds of 1 s per server this replaced put the servers of a round
- *     up to 2.4 s apart: 18 of them (65 s) gave 90% intervals 0.08–0.13 wide,
- *     where 150 rounds of slices (90 s) give 0.05–0.06;
+ *     up to 2.4 s apart: 18 of them (65 s a row) gave 90% intervals 0.04–0.16
+ *     wide (median 0.083, or 0.070 scaled to 90 s); 150 rounds of slices
+ *     (90 s a row) give 0.03–0.08 (median 0.048);
  *   - every process pinned to a CPU, the same way for every server: the load
  *     generator and the master or primary on CPU 0 and CPU 1, the workers
  *     alternating between them. Left to the scheduler, where each long-lived
