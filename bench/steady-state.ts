@@ -152,7 +152,7 @@ export interface SteadyRow {
   /** 90% bootstrap intervals of the two medians: how far chance alone could move them in this run. */
   ratioInterval: [number, number];
   controlInterval: [number, number];
-  /** Requests that failed in any slice (a steady server should fail none). */
+  /** Requests that failed, in a slice or opening its socket (a steady server should fail none). */
   failed: number;
   /** Every slice, in the order measured (for the JSON). */
   slices: Slice[];
@@ -191,7 +191,7 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
       const controlRatios = bracketedRatios(slices, 'control', ['plain']);
       const ratioInterval = medianInterval(ratios);
       const controlInterval = medianInterval(controlRatios);
-      const failed = slices.reduce((sum, s) => sum + s.failed, 0);
+      const failed = result.openingFailures + slices.reduce((sum, s) => sum + s.failed, 0);
       const clientsText = `${clients} ${keepAlive ? 'keep-alive' : 'close'}`;
       if (process.env.BENCH_VERBOSE) console.error(`steady ${forks} ${clientsText}: ${SERVERS.map((w) => `${w} ${Math.round(median(rates(w)))}`).join(', ')}`);
       rows.push({

@@ -135,7 +135,8 @@ async function rotate(command: RotateCommand): Promise<RotateResult> {
   const { ports, schedule, sliceMs, guardMs, keepAlive, path, timeoutMs } = command;
   const perServer = ports.map((port) => Array.from({ length: command.clients }, () => new RawHttpClient(port, path, keepAlive, timeoutMs)));
   // Open each server's sockets one after another (see LoadConfig.staggered): the round robin then splits them evenly.
-  for (const serverClients of perServer) for (const client of serverClients) await client.get();
+  let openingFailures = 0;
+  for (const serverClients of perServer) for (const client of serverClients) if (!(await client.get()).startsWith('body:')) openingFailures++;
   const answeredByServer = ports.map(() => 0);
   const slices = schedule.map((server) => ({ server, answered: 0, failed: 0 }));
   const startAt = now();
@@ -146,18 +147,19 @@ async function rotate(command: RotateCommand): Promise<RotateResult> {
       const slice = slices[index]!;
       const outcome = await perServer[slice.server]![i]!.get();
       const at = now();
-      const ok = outcome.startsWith('body:');
-      if (ok) answeredByServer[slice.server]!++;
+      if (!outcome.startsWith('body:')) {
+        slice.failed++;
+        continue;
+      }
+      answeredByServer[slice.server]!++;
       // Counted only inside its own slice's window, so a slow answer never inflates the next server's slice.
-      if (Math.floor((at - startAt) / sliceMs) !== index || at - startAt - index * sliceMs < guardMs) continue;
-      if (ok) slice.answered++;
-      else slice.failed++;
+      if (Math.floor((at - startAt) / sliceMs) === index && at - startAt - index * sliceMs >= guardMs) slice.answered++;
     }
   };
   await Promise.all(perServer[0]!.map((_, i) => loop(i)));
   for (const serverClients of perServer) for (const client of serverClients) client.close();
   const countedSeconds = (sliceMs - guardMs) / 1000;
-  return { answeredByServer, slices: slices.map(({ server, answered, failed }) => ({ server, failed, rps: answered / countedSeconds })) };
+  return { answeredByServer, openingFailures, slices: slices.map(({ server, answered, failed }) => ({ server, failed, rps: answered / countedSeconds })) };
 }
 
 process.on('message', (message: { type: string }) => {

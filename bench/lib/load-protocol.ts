@@ -56,7 +56,7 @@ export interface SliceResult {
   server: number;
   /** Requests to this slice's server answered (200 with a body) within its counted window, per second. */
   rps: number;
-  /** Requests to this slice's server that failed within its counted window. */
+  /** Requests sent in this slice that failed, whenever they failed (every one counts, guard or not). */
   failed: number;
 }
 
@@ -64,6 +64,8 @@ export interface RotateResult {
   slices: SliceResult[];
   /** Every request each server answered during the rotation, counted or not (for CPU per request). */
   answeredByServer: number[];
+  /** Failures among the first request of every client on every server, which opens its socket before the slices start. */
+  openingFailures: number;
 }
 
 export interface SlowCommand {
