@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import liveswap, { connect, LiveswapError, type LiveswapClient } from 'liveswap';
+import { generateToken } from '../src/server/auth.js';
 import { expectGrpcError } from './helpers/grpc.js';
 import { freePort } from './helpers/net.js';
 import { fixture, tempDir } from './helpers/paths.js';
@@ -103,6 +104,18 @@ test('TCP control: every RPC needs the token; the CLI and connect() find it in t
   assert.ok(!master.stderr().includes(token) && !master.stdout().includes(token), 'the token is never logged');
   await master.stop();
   assert.equal(fs.existsSync(tokenFile), false, 'a clean exit removes the token file');
+});
+
+test('no generated token starts with "-", which the CLI would read as flags after --token', () => {
+  // One in 64 would without the redraw: this test then failed CI about once in 64 runs,
+  // when the CLI step above was given `--token -…` and answered "Unknown arguments".
+  const firsts = new Set<string>();
+  for (let i = 0; i < 20_000; i++) {
+    const token = generateToken();
+    assert.match(token, /^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/);
+    firsts.add(token[0]!);
+  }
+  assert.equal(firsts.size, 63, 'every other base64url character still comes first');
 });
 
 test('a control address other machines can reach is refused without TLS, before anything binds or forks', async () => {
