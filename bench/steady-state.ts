@@ -17,10 +17,11 @@
  *     clients drive one server, then the next, each client keeping its
  *     keep-alive socket to every server open (load-generator.ts, rotate), the
  *     three servers in every order, round after round;
- *   - each liveswap slice is compared with the nearest slice of a plain
- *     primary (either of the two) before it and after it, their mean: both are within 200–400 ms of it, on
- *     nearly the same machine, and a level change during the three slices
- *     falls on both sides. The ratio is the median of those comparisons.
+ *   - each liveswap slice is compared with the mean of the nearest slice of
+ *     a plain primary (either of the two) before it and the nearest after
+ *     it: both are within 200–400 ms of it, on nearly the same machine, and
+ *     a level change during the three slices falls on both sides. The ratio
+ *     is the median of those comparisons.
  *     The rounds of 1 s per server this replaced put the servers of a round
  *     up to 2.4 s apart: 18 of them (65 s a row) gave 90% intervals 0.04–0.16
  *     wide (median 0.083, or 0.070 scaled to 90 s); 150 rounds of slices
