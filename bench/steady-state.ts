@@ -212,6 +212,8 @@ export async function steadyState(forks: number, clients: number): Promise<Stead
           'liveswap req/s': rateText(rates('liveswap')),
           'liveswap / plain on either side (median; 90% interval of the median; IQR)': ratioText(ratios, ratioInterval),
           'control / plain': ratioText(controlRatios, controlInterval),
+          // How much the verdict leans on averaging the two primaries: a gap between two identical processes can last a whole run.
+          'liveswap against each primary alone, plain / control': `${median(bracketedRatios(slices, 'liveswap', ['plain'])).toFixed(3)} / ${median(bracketedRatios(slices, 'liveswap', ['control'])).toFixed(3)}`,
           failed,
           'warm-up s': warmUpWindows.join(' / '),
           'server CPU ms per 1000 req, plain / liveswap / control': cpuPerK.map((v) => v.toFixed(1)).join(' / '),
