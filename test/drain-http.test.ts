@@ -11,7 +11,7 @@ import { makeCerts } from './helpers/certs.js';
 import { freePort, get, rawClient } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, withDeadline } from './helpers/wait.js';
 
 /** Raw HTTP/1.1 over one socket: write everything, collect everything until the server closes. */
 function rawExchange(port: number, requests: string) {
@@ -53,20 +53,22 @@ test('a request the app answers through checkContinue is not dropped by the drai
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.after(() => agent.destroy());
   await get(port, '/', agent); // a keep-alive socket that has served a request before
+  let continued!: () => void;
+  const gotContinue = new Promise<void>((resolve) => (continued = resolve));
   const answer = new Promise<string>((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent, headers: { Expect: '100-continue' } }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
       res.on('end', () => resolve(body));
     });
-    req.on('continue', () => req.end('payload'));
+    req.on('continue', () => {
+      req.end('payload');
+      continued();
+    });
     req.on('error', reject);
   });
-  await waitFor('the request to be in the handler', async () => {
-    const s = await master.client.status();
-    return s.counts!.ready === 1;
-  });
-  await new Promise((resolve) => setTimeout(resolve, 200)); // the 100 Continue went out; the answer takes 3 s, well past the 1 s idle grace
+  // The app has sent 100 Continue and holds the request; its answer takes 3 s, well past the 1 s idle grace.
+  await withDeadline('the 100 Continue', gotContinue, 10_000);
   const upgrade = master.client.upgrade({ target: fixture('v2.js') });
   assert.equal(await answer, 'continued');
   await upgrade;
