@@ -29,12 +29,12 @@ test('pipelined requests in flight when the drain starts are all answered', asyn
   // Only the last may say `Connection: close`: Node closes the socket after a response that does.
   const exchange = rawExchange(
     port,
-    'GET /slow?ms=2500 HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /slow?ms=2600 HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /slow?ms=2700 HTTP/1.1\r\nHost: x\r\n\r\n',
+    'GET /slow?ms=2500&tag=p1 HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /slow?ms=2600&tag=p2 HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /slow?ms=2700&tag=p3 HTTP/1.1\r\nHost: x\r\n\r\n',
   );
   t.after(() => exchange.socket.destroy());
-  await new Promise((resolve) => setTimeout(resolve, 100)); // let the worker read all three
+  await waitFor('all three requests in their handlers', () => ['p1', 'p2', 'p3'].every((tag) => master.stdout().includes(`slow request ${tag} started`)));
   const upgrade = master.client.upgrade({ target: fixture('v2.js') });
   await exchange.closed;
   const statuses = exchange.received().match(/HTTP\/1\.1 200 OK/g) ?? [];

@@ -57,8 +57,8 @@ test('Die during an upgrade: the upgrade fails UNAVAILABLE, then every worker is
   const upgrade = master.client.upgrade({ target: fixture('slow-boot.js') });
   upgrade.catch(() => {});
   await waitFor('a new worker to be starting', () => /gen 2\) starting: forked/.test(master.stderr()));
-  const inFlight = get(port, '/slow?ms=500');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  const inFlight = get(port, '/slow?ms=500&tag=die');
+  await waitFor('the slow request to be in an old worker', () => master.stdout().includes('slow request die started'));
 
   const died = await master.client.die({ drainTimeoutMs: 5000 });
   await expectGrpcError(upgrade, status.UNAVAILABLE, /^upgrade cancelled: the master is shutting down$/);
