@@ -17,7 +17,7 @@
  */
 import http from 'node:http';
 import { RawHttpClient } from './raw-http.js';
-import { now, type LoadConfig, type Outcome, type RotateCommand, type RotateResult, type Samples, type SlowCommand } from './load-protocol.js';
+import { isAnswer, now, type LoadConfig, type Outcome, type RotateCommand, type RotateResult, type Samples, type SlowCommand } from './load-protocol.js';
 
 interface Recorder {
   sentAt: number[];
@@ -136,7 +136,7 @@ async function rotate(command: RotateCommand): Promise<RotateResult> {
   const perServer = ports.map((port) => Array.from({ length: command.clients }, () => new RawHttpClient(port, path, keepAlive, timeoutMs)));
   // Open each server's sockets one after another (see LoadConfig.staggered): the round robin then splits them evenly.
   let openingFailures = 0;
-  for (const serverClients of perServer) for (const client of serverClients) if (!(await client.get()).startsWith('body:')) openingFailures++;
+  for (const serverClients of perServer) for (const client of serverClients) if (!isAnswer(await client.get())) openingFailures++;
   const answeredByServer = ports.map(() => 0);
   const slices = schedule.map((server) => ({ server, answered: 0, failed: 0 }));
   const startAt = now();
@@ -147,7 +147,7 @@ async function rotate(command: RotateCommand): Promise<RotateResult> {
       const slice = slices[index]!;
       const outcome = await perServer[slice.server]![i]!.get();
       const at = now();
-      if (!outcome.startsWith('body:')) {
+      if (!isAnswer(outcome)) {
         slice.failed++;
         continue;
       }

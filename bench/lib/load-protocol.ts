@@ -78,6 +78,9 @@ export interface SlowCommand {
 /** `body:<text>` (HTTP 200), `http:<status>`, or `error:<code>`. */
 export type Outcome = string;
 
+/** An HTTP 200 with a body: anything else is a failure. */
+export const isAnswer = (outcome: Outcome): boolean => outcome.startsWith('body:');
+
 /** Parallel arrays, one entry per request, in completion order. */
 export interface Samples {
   sentAt: number[];

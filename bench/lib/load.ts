@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { LoadConfig, RotateCommand, RotateResult, Samples, SlowResult } from './load-protocol.js';
+import { isAnswer, type LoadConfig, type RotateCommand, type RotateResult, type Samples, type SlowResult } from './load-protocol.js';
 
 const GENERATOR = fileURLToPath(new URL('./load-generator.js', import.meta.url));
 
@@ -13,7 +13,7 @@ export interface Request {
 }
 
 /** Anything but an HTTP 200 with a body: `http:<status>` or `error:<code>`. */
-export const isFailure = (r: Request): boolean => !r.outcome.startsWith('body:');
+export const isFailure = (r: Request): boolean => !isAnswer(r.outcome);
 export const answeredAt = (r: Request): number => r.sentAt + r.latencyMs;
 
 export class LoadGenerator {
