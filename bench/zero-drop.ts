@@ -38,7 +38,7 @@ import { now } from './lib/load-protocol.js';
 import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { ms, percentile, table, writeJson } from './lib/report.js';
 import { liveswapMaster, plainCluster } from './lib/servers.js';
-import { STEADY_ROUNDS, STEADY_SLICE_MS, steadyState, withInterval } from './steady-state.js';
+import { STEADY_ROUNDS, STEADY_SEGMENTS, STEADY_SLICE_MS, steadyState, withInterval } from './steady-state.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
 /** Which parts to run (all by default): steady, upgrades, cutover, rss. */
@@ -336,7 +336,7 @@ async function main() {
   const targets: { target: string; measured: string; met: string }[] = [];
   const target = (name: string, met: boolean, measured: string) => targets.push({ target: name, measured, met: met ? 'yes' : 'NO' });
   if (steadyRows.length > 0) {
-    console.log(`\n### Steady state (${STEADY_ROUNDS} rounds of one ${STEADY_SLICE_MS} ms slice per server, taking turns)\n\n${table(steadyRows.map((r) => r.row))}`);
+    console.log(`\n### Steady state (${STEADY_SEGMENTS} segments of fresh servers, each ${STEADY_ROUNDS} rounds of one ${STEADY_SLICE_MS} ms slice per server, taking turns)\n\n${table(steadyRows.map((r) => r.row))}`);
     const ratios = steadyRows.map((r) => withInterval(r.ratio, r.ratioInterval)).join(', ');
     const controls = steadyRows.map((r) => withInterval(r.controlRatio, r.controlInterval)).join(', ');
     target('steady req/s ≥ 0.97× plain node:cluster', steadyRows.every((r) => r.ratio >= 0.97), `medians with 90% intervals ${ratios}; control ${controls}`);

@@ -2,11 +2,13 @@
  * The benchmark's steady-state verdict rests on bracketedRatios: each
  * liveswap slice against the plain slices on either side. These pin what it
  * cancels (a level change of the machine between slices) and what it keeps
- * (a real difference between servers).
+ * (a real difference between servers); and on groupedMedianInterval, whose
+ * interval has to carry the differences between the segments' processes.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bracketedRatios } from '../bench/steady-state.js';
+import { medianInterval } from '../bench/lib/report.js';
+import { bracketedRatios, groupedMedianInterval } from '../bench/steady-state.js';
 
 type Server = 'plain' | 'liveswap' | 'control';
 const ORDER: Server[] = ['plain', 'liveswap', 'control', 'control', 'liveswap', 'plain', 'liveswap', 'plain', 'control'];
@@ -53,4 +55,24 @@ test('a slice with no neighbour on one side is left out, not compared with one s
     { server: 'liveswap', rps: 50 },
   ] as const;
   assert.deepEqual(bracketedRatios(run, 'liveswap', ['plain']), [1]);
+});
+
+test('the grouped interval carries the differences between segments that the pooled values hide', () => {
+  // Four segments of 40 comparisons each, the same spread within each, but every segment's processes sit at their own level.
+  const within = Array.from({ length: 40 }, (_, i) => (i - 19.5) * 0.002);
+  const levels = [0.96, 0.99, 1.01, 1.04];
+  const groups = levels.map((level) => within.map((d) => level + d));
+  const [low, high] = groupedMedianInterval(groups);
+  const [pooledLow, pooledHigh] = medianInterval(groups.flat());
+  assert.ok(low <= 0.99 && high >= 1.01, `grouped interval ${low}–${high} should span the segments' levels`);
+  assert.ok(high - low > 2 * (pooledHigh - pooledLow), `grouped ${high - low} should be far wider than pooled ${pooledHigh - pooledLow}`);
+  // Segments that agree give an interval no wider than their own spread allows.
+  const agreeing = levels.map(() => within.map((d) => 1 + d));
+  const [agreeLow, agreeHigh] = groupedMedianInterval(agreeing);
+  assert.ok(agreeLow >= 0.98 && agreeHigh <= 1.02, `agreeing segments gave ${agreeLow}–${agreeHigh}`);
+});
+
+test('an empty segment is ignored, and no segments at all give no interval', () => {
+  assert.deepEqual(groupedMedianInterval([[1, 1, 1], []]), [1, 1]);
+  assert.ok(groupedMedianInterval([]).every(Number.isNaN));
 });

@@ -49,7 +49,7 @@ export function medianInterval(values: readonly number[], resamples = 2000): [nu
 }
 
 /** mulberry32: a small, fast PRNG, good enough for resampling. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
