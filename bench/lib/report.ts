@@ -31,23 +31,6 @@ export function writeJson(dir: string, name: string, data: unknown): string {
   return file;
 }
 
-/**
- * A 90% bootstrap interval for the median of `values`: the 5th and 95th
- * percentiles of the medians of `resamples` resamples drawn with replacement.
- * Seeded, so the same rounds always give the same interval. It says how far
- * this run's median could move by chance alone, which the rounds' spread
- * (the IQR) does not.
- */
-export function medianInterval(values: readonly number[], resamples = 2000): [number, number] {
-  if (values.length === 0) return [NaN, NaN];
-  const random = seededRandom(0x5eed);
-  const medians: number[] = [];
-  for (let i = 0; i < resamples; i++) {
-    medians.push(median(Array.from(values, () => values[Math.floor(random() * values.length)]!)));
-  }
-  return [percentile(medians, 5), percentile(medians, 95)];
-}
-
 /** mulberry32: a small, fast PRNG, good enough for resampling. */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
