@@ -125,7 +125,7 @@ export function bracketedRatios<S>(slices: readonly { server: S; rps: number }[]
  * replacement, then the values within each drawn group, so the interval
  * carries the differences between groups as well as the noise within them;
  * resampling the pooled values alone would treat some 140 comparisons of three
- * processes as 150 independent draws. Seeded.
+ * processes as that many independent draws. Seeded.
  */
 export function groupedMedianInterval(groups: readonly (readonly number[])[], resamples = 2000): [number, number] {
   const nonEmpty = groups.filter((g) => g.length > 0);
