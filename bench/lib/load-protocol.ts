@@ -8,20 +8,6 @@ export interface LoadConfig {
   clients: number;
   /** true: each client reuses one socket; false: a new connection per request. */
   keepAlive: boolean;
-  /**
-   * `node-http`: Node's http client, as a Node service calling another would
-   * (the upgrade runs). `raw`: the lean client of raw-http.ts, cheap enough
-   * that the servers, not the generator, set the rate (the steady rounds).
-   */
-  engine: 'node-http' | 'raw';
-  /**
-   * Each client starts once the one before it has had its first answer.
-   * node:cluster's round-robin hands a burst of new connections to whichever
-   * worker acknowledges its last one first, so 32 keep-alive sockets opened
-   * at once can split 20/12 between two workers, and a round measures the
-   * split. Opened one after another they alternate: 16/16 every time.
-   */
-  staggered: boolean;
   path: string;
   timeoutMs: number;
   maxPerClient: number;

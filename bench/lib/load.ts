@@ -36,7 +36,7 @@ export class LoadGenerator {
   }
 
   start(config: Partial<LoadConfig> & Pick<LoadConfig, 'port' | 'clients' | 'keepAlive'>): void {
-    this.child.send({ type: 'start', engine: 'node-http', staggered: false, path: '/', timeoutMs: 10_000, maxPerClient: 200_000, hardStopMs: 120_000, ...config });
+    this.child.send({ type: 'start', path: '/', timeoutMs: 10_000, maxPerClient: 200_000, hardStopMs: 120_000, ...config });
   }
 
   /** Fires `count` slow requests now; resolves once all have settled. */
