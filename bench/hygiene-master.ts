@@ -10,7 +10,7 @@
 import cluster from 'node:cluster';
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { runMaster } from '../src/server/run.js';
+import { runMaster } from '../src/run.js';
 
 const [target, socket] = process.argv.slice(2);
 if (!target || !socket || !process.send) {

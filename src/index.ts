@@ -12,10 +12,9 @@
  */
 import { on } from 'node:events';
 import path from 'node:path';
-import { DEFAULTS } from './server/defaults.js';
-import type { ReadyMode } from './server/launcher.js';
-import type { Cutover } from './server/upgrade.js';
-import type { LogFormat } from './server/logger.js';
+import { DEFAULTS } from './common/defaults.js';
+import type { Cutover, ReadyMode } from './common/config.js';
+import type { LogFormat } from './common/logger.js';
 import type {
   BroadcastResult,
   DieOptions,
@@ -25,20 +24,19 @@ import type {
   MasterStatus,
   UpgradeOptions,
   UpgradeResult,
-} from './server/master.js';
-import type { PoolTransition } from './server/pool.js';
-import { runMaster } from './server/run.js';
+} from './supervisor/master.js';
+import type { PoolTransition } from './supervisor/pool.js';
+import { runMaster } from './run.js';
 
 export { connect, endpointOf, LiveswapClientError } from './client/index.js';
 /** The generated wire types and enums (WorkerState, ReadyMode, …), for connect() users. */
 export * as proto from './gen/liveswap/v1/liveswap.js';
 export type { ConnectOptions, LiveswapClient, TlsClientOptions } from './client/index.js';
-export { LiveswapError } from './server/errors.js';
-export { DEFAULTS, MAX_FORKS } from './server/defaults.js';
-export type { ReadyMode } from './server/launcher.js';
-export type { Cutover } from './server/upgrade.js';
-export type { WorkerInfo, WorkerStateName } from './server/worker-handle.js';
-export type { WorkerCounts } from './server/pool.js';
+export { LiveswapError } from './common/errors.js';
+export { DEFAULTS, MAX_FORKS } from './common/defaults.js';
+export type { Cutover, ReadyMode } from './common/config.js';
+export type { WorkerInfo, WorkerStateName } from './supervisor/worker-handle.js';
+export type { WorkerCounts } from './supervisor/pool.js';
 export type {
   BroadcastResult,
   DieOptions,
@@ -47,7 +45,7 @@ export type {
   MasterStatus,
   UpgradeOptions,
   UpgradeResult,
-} from './server/master.js';
+} from './supervisor/master.js';
 
 /** A worker state transition, as emitted by `events()` and the `transition` event. */
 export type WorkerEvent = PoolTransition;

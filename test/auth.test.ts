@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import liveswap, { connect, LiveswapError, type LiveswapClient } from 'liveswap';
-import { generateToken } from '../src/server/auth.js';
+import { generateToken } from '../src/control/auth.js';
 import { expectGrpcError } from './helpers/grpc.js';
 import { freePort } from './helpers/net.js';
 import { fixture, tempDir } from './helpers/paths.js';

@@ -14,7 +14,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { test } from 'node:test';
 import { connect, type LiveswapClient } from '../src/client/index.js';
-import { runMaster } from '../src/server/run.js';
+import { runMaster } from '../src/run.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture, ROOT } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';

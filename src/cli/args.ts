@@ -5,9 +5,9 @@
  */
 import net from 'node:net';
 import yargs from 'yargs';
-import { MAX_TIMER_MS } from '../server/config.js';
-import { isLoopback } from '../server/control-server.js';
-import { DEFAULTS, MAX_FORKS } from '../server/defaults.js';
+import { MAX_TIMER_MS } from '../common/config.js';
+import { isLoopback } from '../common/endpoint.js';
+import { DEFAULTS, MAX_FORKS } from '../common/defaults.js';
 
 export class UsageError extends Error {}
 

@@ -8,7 +8,7 @@
 import { status } from '@grpc/grpc-js';
 import path from 'node:path';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
-import type { ControlEndpoint, ControlSecurity } from '../server/control-server.js';
+import type { ControlEndpoint, ControlSecurity } from '../common/endpoint.js';
 import type { ConnectOptions } from '../client/index.js';
 import {
   BroadcastResponse,
@@ -18,9 +18,9 @@ import {
   ReadyMode,
   UpgradeResponse,
 } from '../gen/liveswap/v1/liveswap.js';
-import { DEFAULTS } from '../server/defaults.js';
-import { LiveswapError } from '../server/errors.js';
-import { runMaster } from '../server/run.js';
+import { DEFAULTS } from '../common/defaults.js';
+import { LiveswapError } from '../common/errors.js';
+import { runMaster } from '../run.js';
 import { bare, checkArgs, parser, UsageError, type Args, type Command } from './args.js';
 import { describeTransition, statusText, watchItemJson, watchItemText } from './format.js';
 import { watchOnTerminal } from './watch-view.js';

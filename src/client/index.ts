@@ -18,8 +18,8 @@ import {
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapClientError, wrapClientError } from './errors.js';
-import { isJsonValue } from '../json.js';
-import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../token-file.js';
+import { isJsonValue } from '../common/json.js';
+import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../common/token-file.js';
 
 export { LiveswapClientError } from './errors.js';
 export * from '../gen/liveswap/v1/liveswap.js';

@@ -26,7 +26,7 @@
  */
 import cluster from 'node:cluster';
 import net from 'node:net';
-import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } from '../ipc.js';
+import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } from '../common/ipc.js';
 import { drainConnections } from './http-connections.js';
 
 const servers = new Set<net.Server>();

@@ -7,7 +7,7 @@
  * broadcast reaches them as the plain value it carries. Messages the app
  * sends (`process.send`) are not touched.
  */
-import { isMasterEnvelope, type DrainEnvelope, type RunEnvelope } from '../ipc.js';
+import { isMasterEnvelope, type DrainEnvelope, type RunEnvelope } from '../common/ipc.js';
 
 export interface BridgeHandlers {
   drain(envelope: DrainEnvelope): void;

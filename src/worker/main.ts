@@ -16,7 +16,7 @@
  */
 import cluster from 'node:cluster';
 import Module from 'node:module';
-import { WorkerEnv } from '../ipc.js';
+import { WorkerEnv } from '../common/ipc.js';
 import { drain, trackServers } from './drain.js';
 import { installIpcBridge } from './ipc-bridge.js';
 import { exitWhenMasterGone } from './orphan-guard.js';

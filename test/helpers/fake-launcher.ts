@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type { LaunchSpec, Launcher, WorkerProcess, WorkerProcessEvents } from '../../src/server/launcher.js';
+import type { LaunchSpec, Launcher, WorkerProcess, WorkerProcessEvents } from '../../src/supervisor/launcher.js';
 
 /** Scripts what one launched process does. `index` is its position in launcher.processes. */
 export type Behaviour = (proc: FakeProcess, spec: LaunchSpec, index: number) => void;

@@ -15,7 +15,7 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 import crypto from 'node:crypto';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 
 /** Services anyone who can connect may call (see the README's Security section). */
 const OPEN_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1.ServerReflection/', '/grpc.reflection.v1alpha.ServerReflection/'];

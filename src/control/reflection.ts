@@ -12,9 +12,9 @@ import type { Server } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 
-/** Written by `npm run build` (buf build); this module runs from dist/src/server. */
+/** Written by `npm run build` (buf build); this module runs from dist/src/control. */
 export const DESCRIPTOR_SET = fileURLToPath(new URL('../../proto/liveswap.binpb', import.meta.url));
 
 export function addReflectionService(server: Server, log: Logger): void {

@@ -28,15 +28,15 @@
  * Rolling back restores the old generation to N live workers *before* the new
  * ones are drained, so some version always serves.
  */
-import { failedPrecondition } from './errors.js';
+import type { Cutover } from '../common/config.js';
+import { failedPrecondition } from '../common/errors.js';
 import type { LaunchSpec } from './launcher.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 import type { Pool } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { cancellable, delay } from './wait.js';
 import type { ExitInfo, WorkerHandle } from './worker-handle.js';
 
-export type Cutover = 'ready' | 'stable';
 
 export interface UpgradePlan {
   pool: Pool;

@@ -5,9 +5,18 @@
 import os from 'node:os';
 import { DEFAULTS, MAX_FORKS } from './defaults.js';
 import { invalidArgument } from './errors.js';
-import type { ReadyMode } from './launcher.js';
 import { resolveTarget } from './target.js';
-import type { Cutover } from './upgrade.js';
+
+/**
+ * listening: ready once a server listens (in an upgrade: on every address the
+ * old workers share); first-listen: once any server listens, whatever the old
+ * workers served (a release that moves or drops a port); message: on
+ * `process.send({ liveswap: 'ready' })`.
+ */
+export type ReadyMode = 'listening' | 'first-listen' | 'message';
+
+/** When the old version stops taking new connections; see supervisor/upgrade.ts. */
+export type Cutover = 'ready' | 'stable';
 
 export interface MasterConfig {
   forks: number;

@@ -6,7 +6,7 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import type { Master } from './master.js';
+import type { Master } from '../supervisor/master.js';
 
 export const SERVICE_NAME = 'liveswap.v1.LiveswapService';
 const RECHECK_MS = 500;

@@ -4,22 +4,16 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
-import {
-  checkControlSecurity,
-  serverCredentials,
-  startControlServer,
-  type ControlEndpoint,
-  type ControlSecurity,
-  type ControlServer,
-} from './control-server.js';
-import { invalidArgument, unavailable } from './errors.js';
-import { checkPreUpgradeHook } from './hook.js';
-import { resolveTarget } from './target.js';
-import type { Launcher } from './launcher.js';
-import { createLogger, type Logger, type LoggerOptions } from './logger.js';
-import { resolveMasterConfig, type MasterConfig } from './config.js';
-import { Master } from './master.js';
-import type { MetricsEndpoint, MetricsServer } from './metrics.js';
+import { checkControlSecurity, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
+import { serverCredentials, startControlServer, type ControlServer } from './control/control-server.js';
+import { invalidArgument, unavailable } from './common/errors.js';
+import { checkPreUpgradeHook } from './supervisor/hook.js';
+import { resolveTarget } from './common/target.js';
+import type { Launcher } from './supervisor/launcher.js';
+import { createLogger, type Logger, type LoggerOptions } from './common/logger.js';
+import { resolveMasterConfig, type MasterConfig } from './common/config.js';
+import { Master } from './supervisor/master.js';
+import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -81,7 +75,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   }
   if (options.target) resolveTarget(options.target);
   // prom-client is loaded only by a master that serves metrics, not by every CLI command.
-  const metricsModule = options.metrics ? await import('./metrics.js') : undefined;
+  const metricsModule = options.metrics ? await import('./control/metrics.js') : undefined;
   if (options.metrics) metricsModule!.checkMetricsEndpoint(options.metrics);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);

@@ -8,7 +8,8 @@
  * transition() checks the move is legal, records it, and emits exactly one
  * event; that event feeds the log, WatchWorkers and GetStatus alike.
  */
-import type { LaunchSpec, ReadyMode, WorkerProcess } from './launcher.js';
+import type { ReadyMode } from '../common/config.js';
+import type { LaunchSpec, WorkerProcess } from './launcher.js';
 import { TailBuffer } from './output.js';
 
 export type WorkerStateName = 'starting' | 'ready' | 'draining' | 'exited';

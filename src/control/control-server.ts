@@ -14,24 +14,13 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../token-file.js';
+import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../common/token-file.js';
 import { generateToken, tokenInterceptor } from './auth.js';
-import { bindFailureReason, invalidArgument, LiveswapError, Status } from './errors.js';
-import type { Logger } from './logger.js';
-import type { Master } from './master.js';
+import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { Master } from '../supervisor/master.js';
+import { checkControlSecurity, checkEndpoint, describeEndpoint, isLoopback, type ControlEndpoint, type ControlSecurity } from '../common/endpoint.js';
 import { createService, LiveswapServiceService, type ServiceOptions } from './service.js';
-
-export type ControlEndpoint = { socket: string } | { address: string; port: number };
-
-/** How the TCP control service is protected (a unix socket relies on its file mode alone). */
-export interface ControlSecurity {
-  /** PEM files: the server's certificate chain and key; with `ca`, clients must present a certificate it signed (mTLS). */
-  tls?: { cert: string; key: string; ca?: string };
-  /** Allow a non-loopback address without TLS (logged as a warning). */
-  insecure?: boolean;
-  /** Where the token file goes (default: see token-file.ts). */
-  stateDir?: string;
-}
 
 export interface ControlServer {
   /** Where clients connect: "127.0.0.1:3000", "[::1]:3000" or "unix:/path". */
@@ -39,29 +28,6 @@ export interface ControlServer {
   /** The token file (TCP only). */
   readonly tokenFile: string | undefined;
   close(): Promise<void>;
-}
-
-/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: reachable from this machine only. */
-export function isLoopback(address: string): boolean {
-  if (address === 'localhost' || address === '::1') return true;
-  const v4 = address.replace(/^::ffff:/i, '');
-  return net.isIPv4(v4) && v4.startsWith('127.');
-}
-
-/**
- * Refuses, before anything binds, a control address other machines can reach
- * without TLS, unless `insecure` says so; and TLS settings on a unix socket.
- */
-export function checkControlSecurity(endpoint: ControlEndpoint, security: ControlSecurity = {}): void {
-  if ('socket' in endpoint) {
-    if (security.tls) throw invalidArgument('TLS applies to TCP control, not to a unix socket (its file mode protects it)');
-    return;
-  }
-  if (!security.tls && !security.insecure && !isLoopback(endpoint.address)) {
-    throw invalidArgument(
-      `refusing to serve control on ${endpoint.address} without TLS: give a certificate and key (--tls-cert, --tls-key), or --insecure to accept clear text`,
-    );
-  }
 }
 
 function readPem(what: string, file: string): Buffer {
@@ -93,25 +59,6 @@ export function serverCredentials(security: ControlSecurity = {}): ServerCredent
 }
 
 const SHUTDOWN_GRACE_MS = 2000;
-
-export function describeEndpoint(endpoint: ControlEndpoint): string {
-  if ('socket' in endpoint) return `unix:${endpoint.socket}`;
-  const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
-  return `${host}:${endpoint.port}`;
-}
-
-export function checkEndpoint(endpoint: ControlEndpoint): void {
-  if ('socket' in endpoint) {
-    if (!endpoint.socket) throw invalidArgument('socket path is empty');
-    return;
-  }
-  if (!Number.isInteger(endpoint.port) || endpoint.port < 0 || endpoint.port > 65535) {
-    throw invalidArgument(`port must be a whole number from 0 to 65535, got ${endpoint.port}`);
-  }
-  if (net.isIP(endpoint.address) === 0 && endpoint.address !== 'localhost') {
-    throw invalidArgument(`address must be an IP address (like 127.0.0.1 or ::1), got "${endpoint.address}"`);
-  }
-}
 
 /** Is something accepting connections on this unix socket? */
 function socketIsLive(socketPath: string): Promise<boolean> {

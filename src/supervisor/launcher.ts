@@ -8,16 +8,10 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { isAddressMessage, isReadyMessage, isSpareMessage, WorkerEnv } from '../ipc.js';
+import { isAddressMessage, isReadyMessage, isSpareMessage, WorkerEnv } from '../common/ipc.js';
+import type { ReadyMode } from '../common/config.js';
 import { forEachLine } from './output.js';
 
-/**
- * listening: ready once a server listens (in an upgrade: on every address the
- * old workers share); first-listen: once any server listens, whatever the old
- * workers served (a release that moves or drops a port); message: on
- * `process.send({ liveswap: 'ready' })`.
- */
-export type ReadyMode = 'listening' | 'first-listen' | 'message';
 
 export interface LaunchSpec {
   target: string;

@@ -13,11 +13,11 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { bindFailureReason, invalidArgument, LiveswapError, Status } from './errors.js';
-import type { Logger } from './logger.js';
-import type { BroadcastResult, Master, UpgradeOutcomeName, UpgradeReport } from './master.js';
-import type { PoolTransition } from './pool.js';
-import type { ExitInfo, WorkerHandle } from './worker-handle.js';
+import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { BroadcastResult, Master, UpgradeOutcomeName, UpgradeReport } from '../supervisor/master.js';
+import type { PoolTransition } from '../supervisor/pool.js';
+import type { ExitInfo, WorkerHandle } from '../supervisor/worker-handle.js';
 
 export const METRICS_PREFIX = 'liveswap_';
 

@@ -8,15 +8,16 @@
  * LiveswapError codes to statuses.
  */
 import { EventEmitter } from 'node:events';
-import { checkCallDurations, checkForks, type MasterConfig } from './config.js';
-import { isJsonValue } from '../json.js';
-import { aborted, failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from './errors.js';
+import { checkCallDurations, checkForks, type MasterConfig } from '../common/config.js';
+import { isJsonValue } from '../common/json.js';
+import { aborted, failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
 import { runPreUpgradeHook } from './hook.js';
-import { ClusterLauncher, type LaunchSpec, type Launcher, type ReadyMode } from './launcher.js';
-import type { Logger } from './logger.js';
+import type { ReadyMode } from '../common/config.js';
+import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
+import type { Logger } from '../common/logger.js';
 import { Pool, type PoolTransition, type SpawnOptions, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
-import { resolveTarget } from './target.js';
+import { resolveTarget } from '../common/target.js';
 import { rollingUpgrade } from './upgrade.js';
 import { Cancelled, cancellable } from './wait.js';
 import type { WorkerHandle, WorkerInfo } from './worker-handle.js';

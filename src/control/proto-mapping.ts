@@ -6,10 +6,10 @@ import {
   type Worker,
   type WorkerCounts,
 } from '../gen/liveswap/v1/liveswap.js';
-import { invalidArgument } from './errors.js';
-import type { ReadyMode } from './launcher.js';
-import type { PoolTransition, WorkerCounts as Counts } from './pool.js';
-import type { WorkerInfo, WorkerStateName } from './worker-handle.js';
+import { invalidArgument } from '../common/errors.js';
+import type { ReadyMode } from '../common/config.js';
+import type { PoolTransition, WorkerCounts as Counts } from '../supervisor/pool.js';
+import type { WorkerInfo, WorkerStateName } from '../supervisor/worker-handle.js';
 
 const STATE: Record<WorkerStateName, ProtoWorkerState> = {
   starting: ProtoWorkerState.WORKER_STATE_STARTING,

@@ -12,10 +12,10 @@ import {
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import { invalidArgument, LiveswapError } from './errors.js';
-import type { Logger } from './logger.js';
-import type { Master } from './master.js';
-import type { PoolTransition } from './pool.js';
+import { invalidArgument, LiveswapError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { Master } from '../supervisor/master.js';
+import type { PoolTransition } from '../supervisor/pool.js';
 import { fromProtoReadyMode, toProtoCounts, toProtoReadyMode, toProtoTransition, toProtoWorker } from './proto-mapping.js';
 
 export { LiveswapServiceService };
