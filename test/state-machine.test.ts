@@ -439,6 +439,44 @@ for (const cutover of ['ready', 'stable'] as const) {
   });
 }
 
+test('rollback: restored workers must listen on every address the old release served when the upgrade began', async (t) => {
+  // In the default 'ready' cutover every old worker is draining by the time a
+  // new one fails inside the stability window, so none is ready to say which
+  // addresses the old release serves.
+  const n = 2;
+  const [A, B] = ['127.0.0.1:1', '127.0.0.1:2'];
+  let newWorkers = 0;
+  const { master, finish } = rig(t, { forks: n, stableMs: 200 }, (proc, spec) => {
+    exitOnDrain(proc);
+    if (spec.generation === 1) {
+      // The old release opens its second port a moment after its first.
+      proc.after(0, () => proc.listen(A));
+      proc.after(50, () => proc.listen(B));
+    } else {
+      proc.after(0, () => {
+        proc.listen(A);
+        proc.listen(B);
+      });
+      // The last new worker dies inside the stability window.
+      if (++newWorkers === n) proc.after(30, () => proc.exit(1));
+    }
+  });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  await waitFor('both addresses on every worker', () => master.status().workers.every((w) => w.listening.length === 2), {
+    timeoutMs: OP_DEADLINE_MS,
+  });
+
+  const error = await rejection('upgrade', master.upgrade(V2));
+  assert.match(error.message, /^upgrade rolled back: worker \d+ crashed/);
+  // The rollback answers once the old release serves both addresses again: the
+  // surviving new worker was drained only then, so B never went without a worker.
+  assert.deepEqual(
+    master.status().workers.map((w) => [w.generation, w.state, [...w.listening].sort()]),
+    Array.from({ length: n }, () => [1, 'ready', [A, B]]),
+  );
+  await finish();
+});
+
 test('maxSurge 2: two new workers boot at once, each old one drains only after a replacement is ready', async (t) => {
   const n = 4;
   const { master, launcher, finish } = rig(t, { forks: n, maxSurge: 2 }, (proc, spec, index) => {

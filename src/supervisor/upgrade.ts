@@ -85,7 +85,7 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
         Promise.race([...booting.map((w) => w.readyOrExited.then((ready) => (ready ? 'ready' : w))), failure.exited]),
         signal,
       );
-      if (outcome !== 'ready') return await rollBack(plan, fresh, outcome);
+      if (outcome !== 'ready') return await rollBack(plan, fresh, outcome, expectAddresses);
       // Several may have become ready together; count them all.
       const nowReady = fresh.filter((w) => w.state === 'ready').length;
       for (; readyCount < nowReady; readyCount++) {
@@ -106,7 +106,7 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
       Promise.race([delay(lastReady + plan.stableMs - Date.now()).then(() => 'stable' as const), failure.exited]),
       signal,
     );
-    if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
+    if (outcome !== 'stable') return await rollBack(plan, fresh, outcome, expectAddresses);
     plan.commit();
     for (const old of pool.liveExcept(to.generation)) retire(old);
 
@@ -158,7 +158,12 @@ function describeFailure(culprit: WorkerHandle): string {
   return `worker ${culprit.id} ${culprit.reason}`;
 }
 
-async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: WorkerHandle): Promise<never> {
+async function rollBack(
+  plan: UpgradePlan,
+  fresh: WorkerHandle[],
+  culprit: WorkerHandle,
+  oldAddresses: readonly string[],
+): Promise<never> {
   const { pool, from, to, log } = plan;
   let reason = describeFailure(culprit);
   log.warn(`upgrade to generation ${to.generation} failed: ${reason}; rolling back`);
@@ -166,7 +171,7 @@ async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: Worke
   // New workers still starting serve nothing: stop them now.
   for (const worker of fresh) if (worker.state === 'starting') void pool.kill(worker);
 
-  const failedAgain = from && (await restore(plan, from));
+  const failedAgain = from && (await restore(plan, from, oldAddresses));
   if (failedAgain) {
     // Rather than leave nothing serving, the ready new workers stay; the
     // master retires them once the old release is back at full strength.
@@ -179,10 +184,13 @@ async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: Worke
   throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail.get());
 }
 
-/** Brings the old release back to N live workers; resolves the first that failed, if any. */
-async function restore(plan: UpgradePlan, from: LaunchSpec): Promise<WorkerHandle | undefined> {
+/**
+ * Brings the old release back to N live workers, each listening on the
+ * addresses the old release served when the upgrade began (by now its workers
+ * may all be draining, and could not tell); resolves the first that failed, if any.
+ */
+async function restore(plan: UpgradePlan, from: LaunchSpec, expectAddresses: readonly string[]): Promise<WorkerHandle | undefined> {
   const oldLive = plan.pool.live(from.generation);
-  const expectAddresses = sharedAddresses(plan.pool.ready(from.generation));
   const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
     plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }),
   );
