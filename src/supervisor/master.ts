@@ -192,7 +192,7 @@ export class Master extends EventEmitter<MasterEvents> {
       const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
       if (failed) {
         await Promise.all(workers.map((w) => this.pool.kill(w)));
-        throw failedPrecondition(`start failed: worker ${failed.id} ${failed.reason}`, failed.stderrTail.get());
+        throw failedPrecondition(`start failed: worker ${failed.id} ${failed.reason}`, failed.stderrTail);
       }
       this.config.forks = forks;
       this.current = spec;
@@ -268,7 +268,7 @@ export class Master extends EventEmitter<MasterEvents> {
       if (failed) {
         throw failedPrecondition(
           `killed ${victims.length} worker(s) but the respawn failed: worker ${failed.id} ${failed.reason}`,
-          failed.stderrTail.get(),
+          failed.stderrTail,
         );
       }
       return { killed: victims.length, workers: workers.map((w) => w.info()) };

@@ -181,7 +181,7 @@ async function rollBack(
     const why = from ? `rolled back to generation ${from.generation}` : 'upgrade rolled back';
     await cancellable(Promise.all(fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, why))), plan.signal);
   }
-  throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail.get());
+  throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail);
 }
 
 /**
