@@ -1,8 +1,8 @@
 /**
- * The master: owns the pool, the current release and the one operation that
- * may run at a time (Start, Upgrade, Kill; Die cancels whichever runs).
- * Between operations it keeps the pool at full size, respawning crashed
- * workers with exponential backoff.
+ * The master: owns the pool and the current release, and runs the operations
+ * on them (Start, Upgrade, Kill, Broadcast, Die), one at a time
+ * (operation-lock.ts; Die cancels whichever runs). Between operations the
+ * reconciler keeps the pool at full size (reconciler.ts).
  *
  * It knows nothing of gRPC: the service maps requests to these methods and
  * LiveswapError codes to statuses.
@@ -10,19 +10,19 @@
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from '../common/config.js';
 import { isJsonValue } from '../common/json.js';
-import { aborted, failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
+import { failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
 import { runPreUpgradeHook } from './hook.js';
 import type { ReadyMode } from '../common/config.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
 import type { Logger } from '../common/logger.js';
-import { Pool, type PoolTransition, type SpawnOptions, type WorkerCounts } from './pool.js';
+import { OperationLock, type OperationName } from './operation-lock.js';
+import { Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
 import { rollingUpgrade } from './upgrade.js';
-import { Cancelled, cancellable } from './wait.js';
+import { Reconciler } from './reconciler.js';
+import { cancellable } from './wait.js';
 import type { WorkerHandle, WorkerInfo } from './worker-handle.js';
-
-export type OperationName = 'start' | 'upgrade' | 'kill' | 'die';
 
 export interface StartOptions {
   forks?: number;
@@ -108,29 +108,14 @@ export interface MasterEvents {
   stopped: [];
 }
 
-interface RunningOperation {
-  name: OperationName;
-  startedAt: number;
-  abort: AbortController;
-  done: Promise<unknown>;
-  /**
-   * Crashes are the operation's business until it says otherwise: an upgrade
-   * that has committed its new release lets crashed new workers be respawned
-   * while it waits for the old ones to drain.
-   */
-  respawnsAllowed?: boolean;
-}
-
 export class Master extends EventEmitter<MasterEvents> {
   readonly pool: Pool;
   readonly startedAt = new Date();
   private current: LaunchSpec | undefined;
   private lastGeneration = 0;
-  private operation: RunningOperation | undefined;
+  private readonly lock = new OperationLock();
+  private readonly reconciler: Reconciler;
   private stopping: Promise<DieResult> | undefined;
-  private readonly respawnTimers = new Set<NodeJS.Timeout>();
-  private restarts = 0;
-  private lastCrash: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
 
@@ -143,11 +128,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.pool = new Pool(launcher);
     this.pool.on('transition', (event) => this.emit('transition', event));
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
-    this.pool.on('exit', (worker, info) => {
-      if (info.expected) return;
-      this.lastCrash = worker.info();
-      this.onCrash(worker);
-    });
+    this.reconciler = new Reconciler(this.pool, config, log, () => this.current);
   }
 
   get isStopping(): boolean {
@@ -161,15 +142,15 @@ export class Master extends EventEmitter<MasterEvents> {
       generation: this.current?.generation ?? 0,
       target: this.current?.target ?? '',
       forks: this.config.forks,
-      operation: this.stopping ? 'die' : (this.operation?.name ?? ''),
+      operation: this.stopping ? 'die' : (this.lock.current ?? ''),
       masterPid: process.pid,
       masterStartedAt: this.startedAt,
-      restarts: this.restarts,
+      restarts: this.reconciler.restarts,
       sequence: this.pool.lastSequence,
       readyMode: this.current?.readyMode ?? this.config.readyMode,
-      respawnsPending: this.respawnTimers.size,
+      respawnsPending: this.reconciler.pending,
       spares: this.launcher.spares?.() ?? 0,
-      ...(this.lastCrash && { lastCrash: this.lastCrash }),
+      ...(this.reconciler.lastCrash && { lastCrash: this.reconciler.lastCrash }),
     };
   }
 
@@ -233,7 +214,8 @@ export class Master extends EventEmitter<MasterEvents> {
         log: this.log,
         commit: () => {
           this.current = to;
-          if (this.operation) this.operation.respawnsAllowed = true;
+          // Crashed new workers are respawned while the old ones drain.
+          this.reconciler.allowRespawns();
         },
       });
       const durationMs = Date.now() - startedAt;
@@ -310,12 +292,10 @@ export class Master extends EventEmitter<MasterEvents> {
 
   private async stopEverything(options: DieOptions): Promise<DieResult> {
     this.launcher.close?.();
-    for (const timer of this.respawnTimers) clearTimeout(timer);
-    this.respawnTimers.clear();
-    if (this.operation) {
-      this.log.warn(`cancelling the ${this.operation.name} in progress: the master is shutting down`);
-      this.operation.abort.abort();
-      await this.operation.done.catch(() => {});
+    this.reconciler.stop();
+    if (this.lock.current) {
+      this.log.warn(`cancelling the ${this.lock.current} in progress: the master is shutting down`);
+      await this.lock.cancel();
     }
     const drainTimeoutMs = options.drainTimeoutMs || this.config.drainTimeoutMs;
     const workers = this.pool.list();
@@ -332,30 +312,20 @@ export class Master extends EventEmitter<MasterEvents> {
 
   private async exclusive<T>(name: OperationName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.stopping) throw unavailable('the master is shutting down');
-    if (this.operation) {
-      const seconds = ((Date.now() - this.operation.startedAt) / 1000).toFixed(1);
-      throw aborted(
-        `${this.operation.name} in progress (started ${seconds} s ago); try again once it has finished`,
-      );
-    }
-    for (const timer of this.respawnTimers) clearTimeout(timer);
-    this.respawnTimers.clear();
-    const abort = new AbortController();
-    const done = Promise.resolve().then(() => run(abort.signal));
-    this.operation = { name, startedAt: Date.now(), abort, done };
-    try {
-      return await done;
-    } catch (error) {
-      if (error instanceof Cancelled) throw unavailable(`${name} cancelled: the master is shutting down`);
-      if (error instanceof LiveswapError) this.log.warn(error.message);
-      throw error;
-    } finally {
-      this.operation = undefined;
-      this.refill();
-      // The operation's boots are over: boot the spares the next one will use now,
-      // rather than a while after the last launch.
-      if (!this.stopping) this.launcher.prepareSpares?.();
-    }
+    return this.lock.run(name, async (signal) => {
+      this.reconciler.pause();
+      try {
+        return await run(signal);
+      } catch (error) {
+        if (error instanceof LiveswapError) this.log.warn(error.message);
+        throw error;
+      } finally {
+        this.reconciler.resume();
+        // The operation's boots are over: boot the spares the next one will use now,
+        // rather than a while after the last launch.
+        if (!this.stopping) this.launcher.prepareSpares?.();
+      }
+    });
   }
 
   private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
@@ -384,83 +354,6 @@ export class Master extends EventEmitter<MasterEvents> {
       signal,
     );
     if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
-  }
-
-  private respawnsAllowed(): boolean {
-    return this.operation === undefined || this.operation.respawnsAllowed === true;
-  }
-
-  private liveOfCurrent(): number {
-    return this.current ? this.pool.live(this.current.generation).length : 0;
-  }
-
-  /** After an operation: bring the current release back to full size at once. */
-  private refill(): void {
-    const spec = this.current;
-    if (!spec || this.stopping) return;
-    const missing = this.config.forks - this.liveOfCurrent() - this.respawnTimers.size;
-    for (let i = 0; i < missing; i++) this.spawnOutsideOperation(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
-    void this.retireStrays(spec);
-  }
-
-  /**
-   * A fork that fails outright (the OS refused: ENOMEM, EAGAIN…) is logged, not
-   * thrown: here no caller could handle it, and a throw from a timer would take
-   * the master and every worker down with it. The next crash or operation
-   * tries again.
-   */
-  private spawnOutsideOperation(spec: LaunchSpec, options: SpawnOptions): void {
-    try {
-      this.pool.spawn(spec, options);
-    } catch (error) {
-      this.log.error(`could not fork a worker for generation ${spec.generation}: ${(error as Error).message}`);
-    }
-  }
-
-  /**
-   * Workers of another generation can outlive an operation only when a
-   * rollback could not restore the old release and kept the new workers
-   * serving rather than leave nothing. Once the current release is back at
-   * full strength they are drained, so the pool never stays on mixed versions.
-   */
-  private async retireStrays(spec: LaunchSpec): Promise<void> {
-    if (this.pool.liveExcept(spec.generation).length === 0) return;
-    const failed = await allReadyOrFirstFailure(this.pool.live(spec.generation));
-    if (failed || this.operation || this.stopping || this.current !== spec) return;
-    if (this.pool.ready(spec.generation).length < this.config.forks) return;
-    for (const stray of this.pool.liveExcept(spec.generation)) {
-      void this.pool.drain(stray, this.config.drainTimeoutMs, `generation ${spec.generation} is back at full strength`);
-    }
-  }
-
-  /**
-   * A worker exited without being asked to. Outside an operation, respawn it
-   * after a backoff that doubles with each crash in a row of that slot and
-   * resets once a worker has stayed ready for backoffResetMs.
-   * During an operation, the operation accounts for it (unless it allows
-   * respawns, as an upgrade does once it has committed) and refill() follows.
-   */
-  private onCrash(worker: WorkerHandle): void {
-    const spec = this.current;
-    if (this.stopping || !this.respawnsAllowed() || !spec || worker.generation !== spec.generation) return;
-    const stayedReadyLongEnough =
-      worker.readyAt !== undefined && Date.now() - worker.readyAt.getTime() >= this.config.backoffResetMs;
-    const streak = stayedReadyLongEnough ? 1 : worker.crashStreak + 1;
-    const delayMs = Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
-    this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
-    const timer = setTimeout(() => {
-      this.respawnTimers.delete(timer);
-      if (this.stopping || !this.respawnsAllowed() || this.current !== spec) return;
-      if (this.liveOfCurrent() >= this.config.forks) return;
-      this.restarts++;
-      this.spawnOutsideOperation(spec, {
-        readyTimeoutMs: this.config.readyTimeoutMs,
-        restarts: worker.restarts + 1,
-        crashStreak: streak,
-      });
-      void this.retireStrays(spec);
-    }, delayMs);
-    this.respawnTimers.add(timer);
   }
 }
 
