@@ -11,7 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { LiveswapError } from '../src/common/errors.js';
 import { createLogger, type Logger } from '../src/common/logger.js';
 import { resolveMasterConfig, type MasterConfig } from '../src/common/config.js';
-import { Master } from '../src/supervisor/master.js';
+import { Master, type UpgradeReport } from '../src/supervisor/master.js';
 import type { PoolTransition } from '../src/supervisor/pool.js';
 import { defaultBehaviour, exitOnDrain, FakeLauncher, type Behaviour, type FakeProcess } from './helpers/fake-launcher.js';
 import { fixture } from './helpers/paths.js';
@@ -698,6 +698,37 @@ test('die() during an upgrade cancels it and stops every worker', async (t) => {
   // Nothing new starts once the master is stopping.
   const after = await rejection('upgrade after die', master.upgrade(V2));
   assert.equal(after.code, status.UNAVAILABLE);
+  await finish();
+});
+
+test("the 'upgrade' event says how each upgrade ended: ok, vetoed, rolled back, aborted; a refused one has no event", async (t) => {
+  const { master, launcher, finish } = rig(t, { forks: 2, preUpgrade: fixture('hook-veto-on-request.js') });
+  const reports: UpgradeReport[] = [];
+  master.on('upgrade', (report) => reports.push(report));
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  const ok = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+  await rejection('vetoed upgrade', master.upgrade(V3, { hookData: { veto: 'release frozen' } }));
+  launcher.behave = (proc, spec, index) => {
+    if (spec.generation === 3) proc.after(0, () => proc.exit(1)); // cannot boot: rolled back
+    else if (spec.generation === 4) exitOnDrain(proc); // never ready: still booting when Die comes
+    else defaultBehaviour(proc, spec, index);
+  };
+  await rejection('failing upgrade', master.upgrade(V3));
+  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
+  const cancelled = master.upgrade(V1);
+  await withDeadline('the new worker to launch', launched, OP_DEADLINE_MS);
+  const refused = await rejection('a second upgrade', master.upgrade(V2), 50);
+  assert.equal(refused.code, status.ABORTED);
+  const dying = master.die();
+  assert.equal((await rejection('cancelled upgrade', cancelled)).code, status.UNAVAILABLE);
+  await withDeadline('die', dying, OP_DEADLINE_MS);
+
+  assert.deepEqual(
+    reports.map((r) => r.outcome),
+    ['ok', 'vetoed', 'rolled_back', 'aborted'],
+  );
+  assert.equal(reports[0]!.durationMs, ok.durationMs, 'the ok report carries the duration of the reply');
   await finish();
 });
 

@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from '../common/config.js';
 import { isJsonValue } from '../common/json.js';
-import { failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
-import { runPreUpgradeHook } from './hook.js';
+import { failedPrecondition, invalidArgument, LiveswapError, unavailable } from '../common/errors.js';
+import { runPreUpgradeHook, type HookVerdict } from './hook.js';
 import type { ReadyMode } from '../common/config.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
 import type { Logger } from '../common/logger.js';
@@ -19,9 +19,9 @@ import { OperationLock, type OperationName } from './operation-lock.js';
 import { Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
-import { rollingUpgrade } from './upgrade.js';
+import { rollingUpgrade, type UpgradeOutcome, type UpgradeOutcomeName } from './upgrade.js';
 import { Reconciler } from './reconciler.js';
-import { cancellable } from './wait.js';
+import { Cancelled, cancellable } from './wait.js';
 import type { WorkerHandle, WorkerInfo } from './worker-handle.js';
 
 export interface StartOptions {
@@ -87,9 +87,6 @@ export interface MasterStatus {
   /** Spare processes ready to become workers. */
   spares: number;
 }
-
-/** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
-export type UpgradeOutcomeName = 'ok' | 'rolled_back' | 'vetoed' | 'aborted' | 'failed';
 
 export interface UpgradeReport {
   outcome: UpgradeOutcomeName;
@@ -186,21 +183,36 @@ export class Master extends EventEmitter<MasterEvents> {
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
-    // For the `upgrade` event: set once the operation runs, and once the hook has agreed.
-    let began: number | undefined;
-    let hookPassed = false;
-    // A finished upgrade reports the duration its reply carries, so the two never differ.
-    const report = (outcome: UpgradeOutcomeName, durationMs = Date.now() - began!) => this.emit('upgrade', { outcome, durationMs });
-    const result = this.exclusive('upgrade', async (signal) => {
-      // On a master that has run nothing yet this is a start, one worker at a time.
-      const from = this.current;
+    return this.exclusive('upgrade', async (signal) => {
       const startedAt = Date.now();
-      began = startedAt;
-      if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
-      hookPassed = true;
+      const outcome = await this.attemptUpgrade(file, options, signal);
+      // A finished upgrade reports the duration its reply carries, so the two never differ.
+      const durationMs = Date.now() - startedAt;
+      this.emit('upgrade', { outcome: outcome.kind, durationMs });
+      if (outcome.kind !== 'ok') throw outcome.error;
+      this.log.info(`upgrade to generation ${outcome.release.generation} done in ${durationMs} ms`);
+      return {
+        generation: outcome.release.generation,
+        target: outcome.release.target,
+        workers: outcome.workers.map((w) => w.info()),
+        durationMs,
+        killedAtDrainTimeout: outcome.killedAtDrainTimeout,
+      };
+    });
+  }
+
+  /** The hook, then the rolling upgrade: every way they can end is an outcome, not a throw. */
+  private async attemptUpgrade(file: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
+    // On a master that has run nothing yet this is a start, one worker at a time.
+    const from = this.current;
+    try {
+      if (this.config.preUpgrade) {
+        const verdict = await this.askHook(file, from, options.hookData, signal);
+        if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
+      }
       const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
-      const outcome = await rollingUpgrade({
+      return await rollingUpgrade({
         pool: this.pool,
         forks: this.config.forks,
         from,
@@ -218,23 +230,9 @@ export class Master extends EventEmitter<MasterEvents> {
           this.reconciler.allowRespawns();
         },
       });
-      const durationMs = Date.now() - startedAt;
-      this.log.info(`upgrade to generation ${to.generation} done in ${durationMs} ms`);
-      return {
-        generation: to.generation,
-        target: to.target,
-        workers: outcome.workers.map((w) => w.info()),
-        durationMs,
-        killedAtDrainTimeout: outcome.killedAtDrainTimeout,
-      };
-    });
-    result.then(
-      (done) => report('ok', done.durationMs),
-      (error: unknown) => {
-        if (began !== undefined) report(upgradeOutcomeOf(error, hookPassed));
-      },
-    );
-    return result;
+    } catch (error) {
+      return error instanceof Cancelled ? { kind: 'aborted', error } : { kind: 'failed', error };
+    }
   }
 
   /** SIGKILL every worker, then fork a fresh pool on the current target. */
@@ -337,7 +335,7 @@ export class Master extends EventEmitter<MasterEvents> {
     from: LaunchSpec | undefined,
     extra: unknown,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<HookVerdict> {
     const data = {
       target,
       previousTarget: from?.target ?? '',
@@ -345,7 +343,7 @@ export class Master extends EventEmitter<MasterEvents> {
       workers: this.pool.list().map((w) => ({ id: w.id, pid: w.pid, state: w.state, generation: w.generation })),
       extra: extra ?? null,
     };
-    const verdict = await cancellable(
+    return cancellable(
       runPreUpgradeHook(this.config.preUpgrade!, data, {
         timeoutMs: this.config.hookTimeoutMs,
         onOutput: (line) => this.log.info(`[pre-upgrade hook] ${line}`),
@@ -353,14 +351,5 @@ export class Master extends EventEmitter<MasterEvents> {
       }),
       signal,
     );
-    if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
   }
-}
-
-/** A failed upgrade's outcome, from the error exclusive() rethrew and how far it got. */
-function upgradeOutcomeOf(error: unknown, hookPassed: boolean): UpgradeOutcomeName {
-  if (!(error instanceof LiveswapError)) return 'failed';
-  if (error.code === Status.UNAVAILABLE) return 'aborted'; // cancelled by Die
-  if (error.code === Status.FAILED_PRECONDITION) return hookPassed ? 'rolled_back' : 'vetoed';
-  return 'failed';
 }

@@ -27,14 +27,19 @@
  *
  * Rolling back restores the old generation to N live workers *before* the new
  * ones are drained, so some version always serves.
+ *
+ * The whole upgrade (the pre-upgrade hook, then this) ends in exactly one
+ * UpgradeOutcome, decided where it happens: ok and rolled_back here, vetoed
+ * by the hook's verdict, aborted when a wait is cancelled (Die), failed when
+ * anything else is thrown (a bug).
  */
 import type { Cutover } from '../common/config.js';
-import { failedPrecondition } from '../common/errors.js';
+import { failedPrecondition, type LiveswapError } from '../common/errors.js';
 import type { LaunchSpec } from './launcher.js';
 import type { Logger } from '../common/logger.js';
 import type { Pool } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
-import { cancellable, delay } from './wait.js';
+import { cancellable, delay, type Cancelled } from './wait.js';
 import type { ExitInfo, WorkerHandle } from './worker-handle.js';
 
 
@@ -56,12 +61,23 @@ export interface UpgradePlan {
   commit(): void;
 }
 
-export interface UpgradeOutcome {
-  workers: WorkerHandle[];
-  killedAtDrainTimeout: number;
-}
+/** How an upgrade that got to run ended (one refused before it began, e.g. another operation running, has none). */
+export type UpgradeOutcome =
+  | { kind: 'ok'; release: LaunchSpec; workers: WorkerHandle[]; killedAtDrainTimeout: number }
+  /** The new release failed; the old one serves again (or, if it could not be restored, what new workers were ready). */
+  | { kind: 'rolled_back'; error: LiveswapError }
+  /** The pre-upgrade hook said no; nothing changed. */
+  | { kind: 'vetoed'; error: LiveswapError }
+  /** Die cancelled it; Die stops everyone. */
+  | { kind: 'aborted'; error: Cancelled }
+  | { kind: 'failed'; error: unknown };
 
-export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
+export type UpgradeOutcomeName = UpgradeOutcome['kind'];
+
+/** The rolling part ends ok or rolled back; a cancelled wait throws Cancelled out of it. */
+export type RollingOutcome = Extract<UpgradeOutcome, { kind: 'ok' | 'rolled_back' }>;
+
+export async function rollingUpgrade(plan: UpgradePlan): Promise<RollingOutcome> {
   const { pool, to, signal } = plan;
   const expectAddresses = plan.from ? sharedAddresses(pool.ready(plan.from.generation)) : [];
   const surge = Math.max(1, Math.min(plan.forks, Math.floor(plan.maxSurge)));
@@ -112,6 +128,8 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
     return {
+      kind: 'ok',
+      release: to,
       workers: fresh.filter((w) => w.isLive),
       killedAtDrainTimeout: retiring.filter((r) => r.worker.killedAtDrainTimeout).length,
     };
@@ -163,7 +181,7 @@ async function rollBack(
   fresh: WorkerHandle[],
   culprit: WorkerHandle,
   oldAddresses: readonly string[],
-): Promise<never> {
+): Promise<RollingOutcome> {
   const { pool, from, to, log } = plan;
   let reason = describeFailure(culprit);
   log.warn(`upgrade to generation ${to.generation} failed: ${reason}; rolling back`);
@@ -181,7 +199,7 @@ async function rollBack(
     const why = from ? `rolled back to generation ${from.generation}` : 'upgrade rolled back';
     await cancellable(Promise.all(fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, why))), plan.signal);
   }
-  throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail);
+  return { kind: 'rolled_back', error: failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail) };
 }
 
 /**
