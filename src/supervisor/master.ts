@@ -10,13 +10,13 @@
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from '../common/config.js';
 import { isJsonValue } from '../common/json.js';
-import { failedPrecondition, invalidArgument, LiveswapError, unavailable } from '../common/errors.js';
+import { failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
 import { runPreUpgradeHook, type HookVerdict } from './hook.js';
 import type { ReadyMode } from '../common/config.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
 import type { Logger } from '../common/logger.js';
 import { OperationLock, type OperationName } from './operation-lock.js';
-import { Pool, type PoolTransition, type WorkerCounts } from './pool.js';
+import { ForkFailed, Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
 import { rollingUpgrade, type UpgradeOutcome, type UpgradeOutcomeName } from './upgrade.js';
@@ -166,11 +166,11 @@ export class Master extends EventEmitter<MasterEvents> {
       const forks = options.forks ?? this.config.forks;
       const spec = this.nextRelease(file, options.readyMode);
       const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
-      const workers = Array.from({ length: forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
-      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
-      if (failed) {
+      const { workers, failure } = await this.forkAll(spec, forks, readyTimeoutMs, signal);
+      if (failure) {
+        // Nothing stays behind: Start can simply be called again.
         await Promise.all(workers.map((w) => this.pool.kill(w)));
-        throw failedPrecondition(`start failed: worker ${failed.id} ${failed.reason}`, failed.stderrTail);
+        throw groupFailure('start failed', failure);
       }
       this.config.forks = forks;
       this.current = spec;
@@ -242,15 +242,9 @@ export class Master extends EventEmitter<MasterEvents> {
       if (!spec) throw failedPrecondition('nothing has been started yet: use Start or Upgrade (liveswap -u FILE) first');
       const victims = this.pool.list();
       await cancellable(Promise.all(victims.map((w) => this.pool.kill(w))), signal);
-      const readyTimeoutMs = this.config.readyTimeoutMs;
-      const workers = Array.from({ length: this.config.forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
-      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
-      if (failed) {
-        throw failedPrecondition(
-          `killed ${victims.length} worker(s) but the respawn failed: worker ${failed.id} ${failed.reason}`,
-          failed.stderrTail,
-        );
-      }
+      const { workers, failure } = await this.forkAll(spec, this.config.forks, this.config.readyTimeoutMs, signal);
+      // The reconciler forks whatever is missing once the operation has ended, with the crash backoff.
+      if (failure) throw groupFailure(`killed ${victims.length} worker(s) but the respawn failed`, failure);
       return { killed: victims.length, workers: workers.map((w) => w.info()) };
     });
   }
@@ -326,6 +320,27 @@ export class Master extends EventEmitter<MasterEvents> {
     });
   }
 
+  /**
+   * Forks `count` workers of a release and waits until all are ready, or
+   * until the first fails; a fork the OS refuses ends the forking at once.
+   */
+  private async forkAll(
+    spec: LaunchSpec,
+    count: number,
+    readyTimeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<{ workers: WorkerHandle[]; failure?: WorkerHandle | ForkFailed }> {
+    const workers: WorkerHandle[] = [];
+    try {
+      while (workers.length < count) workers.push(this.pool.spawn(spec, { readyTimeoutMs }));
+    } catch (error) {
+      if (!(error instanceof ForkFailed)) throw error;
+      return { workers, failure: error };
+    }
+    const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
+    return failed ? { workers, failure: failed } : { workers };
+  }
+
   private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
     return { target, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
   }
@@ -352,4 +367,23 @@ export class Master extends EventEmitter<MasterEvents> {
       signal,
     );
   }
+}
+
+/**
+ * Why workers forked together did not all become ready, for the caller: a
+ * fork the OS refused, or a worker that failed (with its stderr tail).
+ */
+function groupFailure(prefix: string, failure: WorkerHandle | ForkFailed): LiveswapError {
+  if (failure instanceof ForkFailed) return new LiveswapError(forkStatus(failure.osError), `${prefix}: ${failure.message}`);
+  const message = `${prefix}: worker ${failure.id} ${failure.reason}`;
+  if (failure.forkError) return new LiveswapError(forkStatus(failure.forkError), message);
+  return failedPrecondition(message, failure.stderrTail);
+}
+
+/** Out of memory, processes or file descriptors. */
+const RESOURCE_SHORTAGES = new Set(['EAGAIN', 'ENOMEM', 'EMFILE', 'ENFILE']);
+
+/** RESOURCE_EXHAUSTED when the OS ran short of something (the same request may work later). */
+function forkStatus(error: NodeJS.ErrnoException): Status {
+  return RESOURCE_SHORTAGES.has(error.code ?? '') ? Status.RESOURCE_EXHAUSTED : Status.FAILED_PRECONDITION;
 }

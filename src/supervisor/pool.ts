@@ -6,7 +6,7 @@
  * reports every transition.
  */
 import { EventEmitter } from 'node:events';
-import type { LaunchSpec, Launcher } from './launcher.js';
+import type { LaunchSpec, Launcher, WorkerProcess } from './launcher.js';
 import { summarizeStderr } from './output.js';
 import { WorkerHandle, type ExitInfo, type TransitionEvent, type WorkerHandleOptions, type WorkerStateName } from './worker-handle.js';
 
@@ -26,6 +26,18 @@ export interface PoolEvents {
   transition: [event: PoolTransition];
   output: [worker: WorkerHandle, stream: 'stdout' | 'stderr', line: string];
   exit: [worker: WorkerHandle, info: ExitInfo];
+}
+
+/**
+ * cluster.fork threw: the OS refused to create a worker process (ENOMEM…).
+ * (A spawn that fails after fork returned, EAGAIN…, is a worker that exits
+ * at once instead: its handle's forkError says why.)
+ */
+export class ForkFailed extends Error {
+  constructor(readonly osError: Error) {
+    super(`could not fork a worker: ${osError.message}`);
+    this.name = 'ForkFailed';
+  }
 }
 
 /** Anything not given is 0, or no addresses. */
@@ -76,8 +88,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     return counts;
   }
 
+  /** Forks a worker; throws ForkFailed, and changes nothing, when the OS refuses. */
   spawn(spec: LaunchSpec, options: SpawnOptions): WorkerHandle {
-    const process = this.launcher.launch(spec);
+    let process: WorkerProcess;
+    try {
+      process = this.launcher.launch(spec);
+    } catch (error) {
+      throw new ForkFailed(error instanceof Error ? error : new Error(String(error)));
+    }
     const handle = new WorkerHandle(
       process,
       spec,
@@ -104,6 +122,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (enough) becomeReady(`listening on ${[...handle.listening].join(', ')}`);
     });
     process.on('closed', (address) => handle.recordClosed(address));
+    process.once('fork-failed', (error) => handle.recordForkFailure(error));
     if (spec.readyMode === 'message') process.on('ready-message', () => becomeReady('sent the ready message'));
     process.on('stdout', (line) => this.emit('output', handle, 'stdout', line));
     process.on('stderr', (line) => {
@@ -196,6 +215,7 @@ function describeExit(
   const from: WorkerStateName = handle.state;
   const summary = summarizeStderr(handle.stderrTail);
   const because = summary ? `: ${summary}` : '';
+  if (handle.forkError) return `could not be forked: ${handle.forkError.message}`;
   if (handle.readyTimedOut) return missedReadiness(handle, readyTimeoutMs);
   if (handle.killedAtDrainTimeout) return 'killed at the drain timeout';
   if (handle.killRequested || (handle.stopRequested && from !== 'draining')) return `stopped (${exitWords(code, signal)})`;

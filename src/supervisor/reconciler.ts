@@ -2,9 +2,11 @@
  * Keeps the pool at full size between operations: a worker of the current
  * release that exits without being asked to is respawned after a backoff that
  * doubles with each crash in a row of that slot (capped), and resets once a
- * worker has stayed ready for backoffResetMs. After an operation it refills
- * the pool at once, and drains workers of another release left over from a
- * rollback that could not restore the old one.
+ * worker has stayed ready for backoffResetMs. A fork the OS refuses (ENOMEM,
+ * EAGAIN…) counts as one more failure of its slot and is tried again after
+ * the next backoff. After an operation it refills the pool at once, and
+ * drains workers of another release left over from a rollback that could not
+ * restore the old one.
  *
  * It acts only when the master lets it:
  *
@@ -50,7 +52,7 @@ export class Reconciler {
     });
   }
 
-  /** Crashed workers respawned so far. */
+  /** Crashed workers respawned so far (forked, that is). */
   get restarts(): number {
     return this.respawned;
   }
@@ -113,17 +115,38 @@ export class Reconciler {
   }
 
   /**
-   * A fork that fails outright (the OS refused: ENOMEM, EAGAIN…) is logged, not
-   * thrown: here no caller could handle it, and a throw from a timer would take
-   * the master and every worker down with it. The next crash or operation
-   * tries again.
+   * Forks a worker; true if it did. A fork the OS refuses is logged and tried
+   * again after the slot's next backoff, never thrown: here no caller could
+   * handle it, and a throw from a timer would take the master and every
+   * worker down with it.
    */
-  private spawn(spec: LaunchSpec, options: SpawnOptions): void {
+  private spawn(spec: LaunchSpec, options: SpawnOptions): boolean {
     try {
       this.pool.spawn(spec, options);
+      return true;
     } catch (error) {
-      this.log.error(`could not fork a worker for generation ${spec.generation}: ${(error as Error).message}`);
+      const streak = (options.crashStreak ?? 0) + 1;
+      const delayMs = this.backoffMs(streak);
+      this.log.error(`${(error as Error).message} (generation ${spec.generation}); trying again in ${delayMs} ms`);
+      this.respawnLater(spec, delayMs, { ...options, crashStreak: streak });
+      return false;
     }
+  }
+
+  private backoffMs(streak: number): number {
+    return Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
+  }
+
+  /** Forks a worker after `delayMs`, if respawns are still allowed then and the release is still current and short. */
+  private respawnLater(spec: LaunchSpec, delayMs: number, options: SpawnOptions): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!this.respawnsAllowed || this.currentRelease() !== spec) return;
+      if (this.liveOfCurrent() >= this.config.forks) return;
+      if (this.spawn(spec, options) && (options.restarts ?? 0) > 0) this.respawned++;
+      void this.retireStrays(spec);
+    }, delayMs);
+    this.timers.add(timer);
   }
 
   /**
@@ -154,20 +177,12 @@ export class Reconciler {
     const stayedReadyLongEnough =
       worker.readyAt !== undefined && Date.now() - worker.readyAt.getTime() >= this.config.backoffResetMs;
     const streak = stayedReadyLongEnough ? 1 : worker.crashStreak + 1;
-    const delayMs = Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
+    const delayMs = this.backoffMs(streak);
     this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      if (!this.respawnsAllowed || this.currentRelease() !== spec) return;
-      if (this.liveOfCurrent() >= this.config.forks) return;
-      this.respawned++;
-      this.spawn(spec, {
-        readyTimeoutMs: this.config.readyTimeoutMs,
-        restarts: worker.restarts + 1,
-        crashStreak: streak,
-      });
-      void this.retireStrays(spec);
-    }, delayMs);
-    this.timers.add(timer);
+    this.respawnLater(spec, delayMs, {
+      readyTimeoutMs: this.config.readyTimeoutMs,
+      restarts: worker.restarts + 1,
+      crashStreak: streak,
+    });
   }
 }

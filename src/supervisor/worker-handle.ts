@@ -96,6 +96,8 @@ export class WorkerHandle {
   #killRequested = false;
   #killedAtDrainTimeout = false;
   #readyTimedOut = false;
+  #forkError: Error | undefined;
+  /** It exited without being asked to (a crash, a boot failure, a missed ready timeout). */
   #crashed = false;
   readonly #stderr = new TailBuffer(50);
   readonly #listening = new Set<string>();
@@ -152,6 +154,10 @@ export class WorkerHandle {
   /** It was killed for missing its ready timeout. */
   get readyTimedOut(): boolean {
     return this.#readyTimedOut;
+  }
+  /** Why its process could not be created, if it could not (the spawn failed after fork returned). */
+  get forkError(): Error | undefined {
+    return this.#forkError;
   }
   /** Addresses the worker listens on ("127.0.0.1:1337", "/run/app.sock"). */
   get listening(): ReadonlySet<string> {
@@ -214,6 +220,11 @@ export class WorkerHandle {
   /** It was still draining at the drain timeout; the master is killing it. */
   recordDrainTimeout(): void {
     this.#killedAtDrainTimeout = true;
+  }
+
+  /** Its process could not be created after all; its exit follows. */
+  recordForkFailure(error: Error): void {
+    this.#forkError = error;
   }
 
   /** Record the exit and move to `exited`. Called once, by the pool. */
