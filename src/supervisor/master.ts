@@ -302,6 +302,10 @@ export class Master extends EventEmitter<MasterEvents> {
     return { stopped: workers.length, killed };
   }
 
+  /**
+   * Runs an operation under the lock. The reconciler stands back while it
+   * runs and brings the pool back to full size once it has ended.
+   */
   private async exclusive<T>(name: OperationName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.stopping) throw unavailable('the master is shutting down');
     return this.lock.run(name, async (signal) => {
