@@ -68,3 +68,26 @@ test('a release that moves a port: refused in listening mode, allowed with first
   assert.equal(status.readyMode, proto.ReadyMode.READY_MODE_FIRST_LISTEN);
   assert.equal((await get(port)).body, 'per-worker-port');
 });
+
+test('a rollback answers only once the old release serves every port again', async (t) => {
+  const [port, port2] = [await freePort(), await freePort()];
+  const master = await startMaster(fixture('two-ports.js'), {
+    // Both new workers boot at once, so every old worker is draining when they crash in the stability window.
+    env: { APP_PORT: String(port), APP_PORT2: String(port2), SECOND_PORT_DELAY_MS: '1000' },
+    args: ['--max-surge', '2', '--stable-ms', '2000'],
+  });
+  t.after(() => master.stop());
+  await waitFor('both servers of every worker', async () => (await master.client.status()).workers.every((w) => w.listening.length === 2));
+
+  const failed = await rejection(master.client.upgrade({ target: fixture('two-ports-crash.js') }));
+  assert.match(failed.message, /^upgrade rolled back: worker \d+ crashed: exited with code 1: Error: boom after opening the second port/);
+  // Not a second later: the restored workers counted as ready only once they listened on both ports.
+  assert.equal((await get(port2)).body, 'B');
+  assert.equal((await get(port)).body, 'A');
+  const status = await master.client.status();
+  assert.equal(status.generation, 1);
+  for (const worker of status.workers) {
+    assert.equal(worker.generation, 1);
+    assert.deepEqual(worker.listening.sort(), [`127.0.0.1:${port}`, `127.0.0.1:${port2}`].sort());
+  }
+});

@@ -11,9 +11,9 @@ import { test, type TestContext } from 'node:test';
 import { LiveswapError } from '../src/common/errors.js';
 import { createLogger, type Logger } from '../src/common/logger.js';
 import { resolveMasterConfig, type MasterConfig } from '../src/common/config.js';
-import { Master } from '../src/supervisor/master.js';
+import { Master, type UpgradeReport } from '../src/supervisor/master.js';
 import type { PoolTransition } from '../src/supervisor/pool.js';
-import { defaultBehaviour, exitOnDrain, FakeLauncher, type Behaviour, type FakeProcess } from './helpers/fake-launcher.js';
+import { defaultBehaviour, exitOnDrain, FakeLauncher, forkError, type Behaviour, type FakeProcess } from './helpers/fake-launcher.js';
 import { fixture } from './helpers/paths.js';
 import { waitFor, withDeadline } from './helpers/wait.js';
 
@@ -439,6 +439,44 @@ for (const cutover of ['ready', 'stable'] as const) {
   });
 }
 
+test('rollback: restored workers must listen on every address the old release served when the upgrade began', async (t) => {
+  // In the default 'ready' cutover every old worker is draining by the time a
+  // new one fails inside the stability window, so none is ready to say which
+  // addresses the old release serves.
+  const n = 2;
+  const [A, B] = ['127.0.0.1:1', '127.0.0.1:2'];
+  let newWorkers = 0;
+  const { master, finish } = rig(t, { forks: n, stableMs: 200 }, (proc, spec) => {
+    exitOnDrain(proc);
+    if (spec.generation === 1) {
+      // The old release opens its second port a moment after its first.
+      proc.after(0, () => proc.listen(A));
+      proc.after(50, () => proc.listen(B));
+    } else {
+      proc.after(0, () => {
+        proc.listen(A);
+        proc.listen(B);
+      });
+      // The last new worker dies inside the stability window.
+      if (++newWorkers === n) proc.after(30, () => proc.exit(1));
+    }
+  });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  await waitFor('both addresses on every worker', () => master.status().workers.every((w) => w.listening.length === 2), {
+    timeoutMs: OP_DEADLINE_MS,
+  });
+
+  const error = await rejection('upgrade', master.upgrade(V2));
+  assert.match(error.message, /^upgrade rolled back: worker \d+ crashed/);
+  // The rollback answers once the old release serves both addresses again: the
+  // surviving new worker was drained only then, so B never went without a worker.
+  assert.deepEqual(
+    master.status().workers.map((w) => [w.generation, w.state, [...w.listening].sort()]),
+    Array.from({ length: n }, () => [1, 'ready', [A, B]]),
+  );
+  await finish();
+});
+
 test('maxSurge 2: two new workers boot at once, each old one drains only after a replacement is ready', async (t) => {
   const n = 4;
   const { master, launcher, finish } = rig(t, { forks: n, maxSurge: 2 }, (proc, spec, index) => {
@@ -663,6 +701,37 @@ test('die() during an upgrade cancels it and stops every worker', async (t) => {
   await finish();
 });
 
+test("the 'upgrade' event says how each upgrade ended: ok, vetoed, rolled back, aborted; a refused one has no event", async (t) => {
+  const { master, launcher, finish } = rig(t, { forks: 2, preUpgrade: fixture('hook-veto-on-request.js') });
+  const reports: UpgradeReport[] = [];
+  master.on('upgrade', (report) => reports.push(report));
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+
+  const ok = await withDeadline('upgrade', master.upgrade(V2), OP_DEADLINE_MS);
+  await rejection('vetoed upgrade', master.upgrade(V3, { hookData: { veto: 'release frozen' } }));
+  launcher.behave = (proc, spec, index) => {
+    if (spec.generation === 3) proc.after(0, () => proc.exit(1)); // cannot boot: rolled back
+    else if (spec.generation === 4) exitOnDrain(proc); // never ready: still booting when Die comes
+    else defaultBehaviour(proc, spec, index);
+  };
+  await rejection('failing upgrade', master.upgrade(V3));
+  const launched = new Promise<FakeProcess>((resolve) => launcher.once('launch', resolve));
+  const cancelled = master.upgrade(V1);
+  await withDeadline('the new worker to launch', launched, OP_DEADLINE_MS);
+  const refused = await rejection('a second upgrade', master.upgrade(V2), 50);
+  assert.equal(refused.code, status.ABORTED);
+  const dying = master.die();
+  assert.equal((await rejection('cancelled upgrade', cancelled)).code, status.UNAVAILABLE);
+  await withDeadline('die', dying, OP_DEADLINE_MS);
+
+  assert.deepEqual(
+    reports.map((r) => r.outcome),
+    ['ok', 'vetoed', 'rolled_back', 'aborted'],
+  );
+  assert.equal(reports[0]!.durationMs, ok.durationMs, 'the ok report carries the duration of the reply');
+  await finish();
+});
+
 test('kill(): every worker gets SIGKILL and n fresh ones of the same release become ready', async (t) => {
   const n = 3;
   const { master, launcher, finish } = rig(t, { forks: n });
@@ -692,5 +761,148 @@ test('kill(): every worker gets SIGKILL and n fresh ones of the same release bec
   assertPool(master, n, 1, V1);
   assert.deepEqual(master.status().workers.map((w) => w.id), fresh.map((p) => p.id));
   assert.equal(master.status().restarts, 0, 'a kill is not a crash');
+  await finish();
+});
+
+// ---------------------------------------------------------------------------
+// The OS refusing a fork: cluster.fork throws (ENOMEM), or the spawn fails
+// after it returned (EAGAIN). Each operation fails on its own terms.
+
+/** Checks status(): no worker, nothing started, no operation. */
+function assertEmpty(master: Master): void {
+  const s = master.status();
+  assert.deepEqual(s.counts, { starting: 0, ready: 0, draining: 0 });
+  assert.deepEqual(s.workers, []);
+  assert.equal(s.generation, 0);
+  assert.equal(s.target, '');
+  assert.equal(s.operation, '');
+}
+
+test('Start: a fork the OS refuses fails the start (RESOURCE_EXHAUSTED), stops the workers it forked, and Start works again', async (t) => {
+  const n = 3;
+  const { master, launcher, finish } = rig(t, { forks: n });
+  launcher.refuse = (_spec, attempt) => (attempt === 2 ? forkError('ENOMEM') : undefined);
+  const error = await rejection('start', master.start(V1));
+  assert.equal(error.code, status.RESOURCE_EXHAUSTED);
+  assert.equal(error.message, 'start failed: could not fork a worker: spawn ENOMEM');
+  assert.equal(launcher.processes.length, 1, 'no fork after the refused one');
+  assert.deepEqual(launcher.processes[0]!.signals, ['SIGKILL']);
+  assert.equal(launcher.processes[0]!.exited, true);
+  assertEmpty(master);
+
+  launcher.refuse = undefined;
+  const retry = await withDeadline('start again', master.start(V1), OP_DEADLINE_MS);
+  assert.equal(retry.workers.length, n);
+  assertPool(master, n, retry.generation, V1);
+  await finish();
+});
+
+test('Start: a worker whose spawn fails after fork returned (EAGAIN) fails the start (RESOURCE_EXHAUSTED), naming it', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(t, { forks: n }, (proc, spec, index) => {
+    if (index === 1) proc.after(0, () => proc.failFork(forkError('EAGAIN')));
+    else defaultBehaviour(proc, spec, index);
+  });
+  const error = await rejection('start', master.start(V1));
+  assert.equal(error.code, status.RESOURCE_EXHAUSTED);
+  assert.equal(error.message, `start failed: worker ${launcher.processes[1]!.id} could not be forked: spawn EAGAIN`);
+  assertEmpty(master);
+  launcher.behave = defaultBehaviour;
+  await withDeadline('start again', master.start(V1), OP_DEADLINE_MS);
+  assert.equal(master.status().counts.ready, n);
+  await finish();
+});
+
+test('Upgrade: a fork the OS refuses rolls back like a new worker that failed', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(t, { forks: n });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const reports: UpgradeReport[] = [];
+  master.on('upgrade', (report) => reports.push(report));
+  // The second new worker cannot be forked.
+  launcher.refuse = (spec) => (spec.generation === 2 && launcher.ofGeneration(2).length === 1 ? forkError('ENOMEM') : undefined);
+
+  const rec = record(master);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  rec.stop();
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.equal(error.message, 'upgrade rolled back: could not fork a worker: spawn ENOMEM');
+  assert.deepEqual(reports.map((r) => r.outcome), ['rolled_back']);
+  assertReadyNeverBelow(rec.events, n);
+  assertPool(master, n, 1, V1);
+  assert.equal(launcher.ofGeneration(2).length, 1);
+  assert.ok(launcher.ofGeneration(2).every((p) => p.exited && p.drainRequested), 'the new worker that was ready was drained');
+  await finish();
+});
+
+test('Upgrade: a new worker whose spawn fails after fork returned (EAGAIN) rolls back, naming it', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(
+    t,
+    { forks: n },
+    forGeneration2((proc) => proc.after(0, () => proc.failFork(forkError('EAGAIN')))),
+  );
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.equal(error.message, `upgrade rolled back: worker ${launcher.ofGeneration(2)[0]!.id} could not be forked: spawn EAGAIN`);
+  assertPool(master, n, 1, V1);
+  await finish();
+});
+
+test('Upgrade: when the rollback cannot fork either, the ready new workers keep serving until the old release is back', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(t, { forks: n, backoffInitialMs: 10 });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  let refusedRestores = 0;
+  launcher.refuse = (spec) => {
+    if (spec.generation === 2 && launcher.ofGeneration(2).length === 1) return forkError('ENOMEM');
+    if (spec.generation === 1 && ++refusedRestores <= 2) return forkError('ENOMEM'); // the restore, then the first refill
+    return undefined;
+  };
+  const rec = record(master);
+  const error = await rejection('upgrade', master.upgrade(V2));
+  assert.equal(error.code, status.FAILED_PRECONDITION);
+  assert.equal(
+    error.message,
+    'upgrade rolled back: could not fork a worker: spawn ENOMEM; restoring generation 1 failed too: could not fork a worker: spawn ENOMEM',
+  );
+  await waitFor('the pool to be back on v1 alone', () => {
+    const s = master.status();
+    return s.counts.ready === n && s.counts.starting === 0 && s.counts.draining === 0 && s.workers.every((w) => w.generation === 1);
+  }, { timeoutMs: OP_DEADLINE_MS });
+  rec.stop();
+  assertReadyNeverBelow(rec.events, n);
+  assertPool(master, n, 1, V1);
+  await finish();
+});
+
+test('Kill: a fork the OS refuses fails the kill (RESOURCE_EXHAUSTED), and the crash backoff brings the pool back', async (t) => {
+  const n = 2;
+  const { master, launcher, finish } = rig(t, { forks: n, backoffInitialMs: 10 });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  // Launches 1-2 were the start, 3-4 are the kill's replacements, 5 the refill after it.
+  launcher.refuse = (_spec, attempt) => (attempt === 4 || attempt === 5 ? forkError('EAGAIN') : undefined);
+  const error = await rejection('kill', master.kill());
+  assert.equal(error.code, status.RESOURCE_EXHAUSTED);
+  assert.equal(error.message, `killed ${n} worker(s) but the respawn failed: could not fork a worker: spawn EAGAIN`);
+  await waitFor('the pool to be whole again', () => master.status().counts.ready === n, { timeoutMs: OP_DEADLINE_MS });
+  assert.equal(launcher.processes.length, 2 * n, 'the start, one replacement from the kill, one from the retry');
+  assertPool(master, n, 1, V1);
+  assert.equal(master.status().restarts, 0, 'nothing crashed');
+  await finish();
+});
+
+test('a crash respawn the OS refuses to fork is tried again after the backoff', async (t) => {
+  const { master, launcher, warnings, finish } = rig(t, { forks: 1, backoffInitialMs: 10 });
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  launcher.refuse = (_spec, attempt) => (attempt === 2 ? forkError('ENOMEM') : undefined);
+  launcher.processes[0]!.exit(1);
+  await waitFor('the pool to be whole again', () => master.status().counts.ready === 1 && launcher.processes.length === 2, {
+    timeoutMs: OP_DEADLINE_MS,
+  });
+  assert.ok(warnings.some((w) => /respawning in 10 ms \(crash 1 in a row\)/.test(w)), warnings.join('\n'));
+  assert.equal(master.status().restarts, 1);
+  assert.equal(master.status().workers[0]!.restarts, 1);
   await finish();
 });

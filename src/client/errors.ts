@@ -4,8 +4,7 @@
  * worker's stderr tail from the trailing metadata.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
-
-export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
+import { STDERR_TAIL_KEY } from '../common/errors.js';
 
 export class LiveswapClientError extends Error {
   constructor(

@@ -19,6 +19,13 @@ export class LiveswapError extends Error {
   }
 }
 
+/**
+ * The trailing metadata key that carries a LiveswapError's stderr tail over
+ * gRPC (UTF-8; a -bin key, so any bytes travel). The service writes it, the
+ * client reads it.
+ */
+export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
+
 export const invalidArgument = (message: string) => new LiveswapError(status.INVALID_ARGUMENT, message);
 export const failedPrecondition = (message: string, stderrTail: readonly string[] = []) =>
   new LiveswapError(status.FAILED_PRECONDITION, message, stderrTail);

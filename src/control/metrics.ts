@@ -15,8 +15,9 @@ import net, { type AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { BroadcastResult, Master, UpgradeOutcomeName, UpgradeReport } from '../supervisor/master.js';
+import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
+import type { UpgradeOutcomeName } from '../supervisor/upgrade.js';
 import type { ExitInfo, WorkerHandle } from '../supervisor/worker-handle.js';
 
 export const METRICS_PREFIX = 'liveswap_';

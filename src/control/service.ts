@@ -12,7 +12,7 @@ import {
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import { invalidArgument, LiveswapError } from '../common/errors.js';
+import { invalidArgument, LiveswapError, STDERR_TAIL_KEY } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
@@ -20,8 +20,6 @@ import { fromProtoReadyMode, toProtoCounts, toProtoReadyMode, toProtoTransition,
 
 export { LiveswapServiceService };
 
-/** Trailing metadata key carrying the failing worker's stderr tail (UTF-8). */
-export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
 /** Keep the tail well under grpc's default 8 KiB metadata limit. */
 const STDERR_TAIL_MAX_BYTES = 4096;
 /**

@@ -28,6 +28,11 @@ export interface WorkerProcessEvents {
   'ready-message': [];
   stdout: [line: string];
   stderr: [line: string];
+  /**
+   * The process could not be created after all (the OS refused the spawn:
+   * EAGAIN, ENOENT…, reported after fork returned). An exit follows at once.
+   */
+  'fork-failed': [error: Error];
   /** The process is gone and its output has been read to the end. */
   exit: [code: number | null, signal: NodeJS.Signals | null];
 }
@@ -41,6 +46,7 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 }
 
 export interface Launcher {
+  /** Throws when the OS refuses to create the process outright (cluster.fork throws ENOMEM…). */
   launch(spec: LaunchSpec): WorkerProcess;
   /** Stop: kill idle spare processes and make no more. */
   close?(): void;
@@ -89,14 +95,21 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
       if (isReadyMessage(message)) this.emit('ready-message');
       else if (isAddressMessage(message)) this.emit(message.liveswap, message.address);
     });
-    // Errors on the IPC channel (EPIPE after the worker died) are expected.
-    worker.on('error', () => {});
-    worker.once('exit', (code, signal) => {
-      exitStatus = [code, signal as NodeJS.Signals | null];
+    const gone = (code: number | null, signal: NodeJS.Signals | null) => {
+      exitStatus = [code, signal];
       if (openStreams === 0) report();
       // A grandchild may hold the pipes open; do not wait for it forever.
       else setTimeout(report, STDIO_CLOSE_GRACE_MS).unref();
+    };
+    worker.on('error', (error) => {
+      // A process that was never created (the spawn failed after fork returned:
+      // EAGAIN, ENOENT…) reports this error and never an exit: report both.
+      // Any other error is on the IPC channel (EPIPE after the worker died): expected.
+      if (child.pid !== undefined || exitStatus) return;
+      this.emit('fork-failed', error);
+      gone(null, null);
     });
+    worker.once('exit', (code, signal) => gone(code, signal as NodeJS.Signals | null));
   }
 
   send(message: unknown, callback: (error: Error | null) => void): void {
@@ -210,12 +223,20 @@ export class ClusterLauncher implements Launcher {
 
   private fillSpares(): void {
     while (!this.closed && this.failures < MAX_SPARE_FAILURES && this.idle.length < this.wantedSpares()) {
-      const spare = cluster.fork({ [WorkerEnv.spare]: '1' });
+      let spare: ClusterWorker;
+      try {
+        spare = cluster.fork({ [WorkerEnv.spare]: '1' });
+      } catch {
+        // The OS refused (ENOMEM…): spares are only a head start, so no worse than one that died.
+        this.failures++;
+        this.scheduleRefill();
+        return;
+      }
       this.idle.push(spare);
       // Drain its pipes: nothing is expected there, and a full pipe would block it.
       spare.process.stdout?.resume();
       spare.process.stderr?.resume();
-      spare.once('exit', () => {
+      const lost = () => {
         const index = this.idle.indexOf(spare);
         if (index === -1) return; // launched: its exit is the pool's business
         this.idle.splice(index, 1);
@@ -223,6 +244,11 @@ export class ClusterLauncher implements Launcher {
           this.failures++;
           this.scheduleRefill();
         }
+      };
+      spare.once('exit', lost);
+      // A spare never created (the spawn failed after fork returned: EAGAIN…) has only this error, no exit.
+      spare.on('error', () => {
+        if (spare.process.pid === undefined) lost();
       });
       spare.on('message', (message: unknown) => {
         if (isSpareMessage(message)) {

@@ -1,8 +1,8 @@
 /**
- * The master: owns the pool, the current release and the one operation that
- * may run at a time (Start, Upgrade, Kill; Die cancels whichever runs).
- * Between operations it keeps the pool at full size, respawning crashed
- * workers with exponential backoff.
+ * The master: owns the pool and the current release, and runs the operations
+ * on them (Start, Upgrade, Kill, Broadcast, Die), one at a time
+ * (operation-lock.ts; Die cancels whichever runs). Between operations the
+ * reconciler keeps the pool at full size (reconciler.ts).
  *
  * It knows nothing of gRPC: the service maps requests to these methods and
  * LiveswapError codes to statuses.
@@ -10,19 +10,19 @@
 import { EventEmitter } from 'node:events';
 import { checkCallDurations, checkForks, type MasterConfig } from '../common/config.js';
 import { isJsonValue } from '../common/json.js';
-import { aborted, failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
-import { runPreUpgradeHook } from './hook.js';
+import { failedPrecondition, invalidArgument, LiveswapError, Status, unavailable } from '../common/errors.js';
+import { runPreUpgradeHook, type HookVerdict } from './hook.js';
 import type { ReadyMode } from '../common/config.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
 import type { Logger } from '../common/logger.js';
-import { Pool, type PoolTransition, type SpawnOptions, type WorkerCounts } from './pool.js';
+import { OperationLock, type OperationName } from './operation-lock.js';
+import { ForkFailed, Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
-import { rollingUpgrade } from './upgrade.js';
+import { rollingUpgrade, type UpgradeOutcome, type UpgradeOutcomeName } from './upgrade.js';
+import { Reconciler } from './reconciler.js';
 import { Cancelled, cancellable } from './wait.js';
 import type { WorkerHandle, WorkerInfo } from './worker-handle.js';
-
-export type OperationName = 'start' | 'upgrade' | 'kill' | 'die';
 
 export interface StartOptions {
   forks?: number;
@@ -88,9 +88,6 @@ export interface MasterStatus {
   spares: number;
 }
 
-/** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
-export type UpgradeOutcomeName = 'ok' | 'rolled_back' | 'vetoed' | 'aborted' | 'failed';
-
 export interface UpgradeReport {
   outcome: UpgradeOutcomeName;
   /** From the start of the operation (hook included) to its end (rollback included). */
@@ -108,29 +105,14 @@ export interface MasterEvents {
   stopped: [];
 }
 
-interface RunningOperation {
-  name: OperationName;
-  startedAt: number;
-  abort: AbortController;
-  done: Promise<unknown>;
-  /**
-   * Crashes are the operation's business until it says otherwise: an upgrade
-   * that has committed its new release lets crashed new workers be respawned
-   * while it waits for the old ones to drain.
-   */
-  respawnsAllowed?: boolean;
-}
-
 export class Master extends EventEmitter<MasterEvents> {
   readonly pool: Pool;
   readonly startedAt = new Date();
   private current: LaunchSpec | undefined;
   private lastGeneration = 0;
-  private operation: RunningOperation | undefined;
+  private readonly lock = new OperationLock();
+  private readonly reconciler: Reconciler;
   private stopping: Promise<DieResult> | undefined;
-  private readonly respawnTimers = new Set<NodeJS.Timeout>();
-  private restarts = 0;
-  private lastCrash: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
 
@@ -143,11 +125,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.pool = new Pool(launcher);
     this.pool.on('transition', (event) => this.emit('transition', event));
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
-    this.pool.on('exit', (worker, info) => {
-      if (info.expected) return;
-      this.lastCrash = worker.info();
-      this.onCrash(worker);
-    });
+    this.reconciler = new Reconciler(this.pool, config, log, () => this.current);
   }
 
   get isStopping(): boolean {
@@ -161,15 +139,15 @@ export class Master extends EventEmitter<MasterEvents> {
       generation: this.current?.generation ?? 0,
       target: this.current?.target ?? '',
       forks: this.config.forks,
-      operation: this.stopping ? 'die' : (this.operation?.name ?? ''),
+      operation: this.stopping ? 'die' : (this.lock.current ?? ''),
       masterPid: process.pid,
       masterStartedAt: this.startedAt,
-      restarts: this.restarts,
+      restarts: this.reconciler.restarts,
       sequence: this.pool.lastSequence,
       readyMode: this.current?.readyMode ?? this.config.readyMode,
-      respawnsPending: this.respawnTimers.size,
+      respawnsPending: this.reconciler.pending,
       spares: this.launcher.spares?.() ?? 0,
-      ...(this.lastCrash && { lastCrash: this.lastCrash }),
+      ...(this.reconciler.lastCrash && { lastCrash: this.reconciler.lastCrash }),
     };
   }
 
@@ -188,11 +166,11 @@ export class Master extends EventEmitter<MasterEvents> {
       const forks = options.forks ?? this.config.forks;
       const spec = this.nextRelease(file, options.readyMode);
       const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
-      const workers = Array.from({ length: forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
-      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
-      if (failed) {
+      const { workers, failure } = await this.forkAll(spec, forks, readyTimeoutMs, signal);
+      if (failure) {
+        // Nothing stays behind: Start can simply be called again.
         await Promise.all(workers.map((w) => this.pool.kill(w)));
-        throw failedPrecondition(`start failed: worker ${failed.id} ${failed.reason}`, failed.stderrTail.get());
+        throw groupFailure('start failed', failure);
       }
       this.config.forks = forks;
       this.current = spec;
@@ -205,21 +183,36 @@ export class Master extends EventEmitter<MasterEvents> {
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
-    // For the `upgrade` event: set once the operation runs, and once the hook has agreed.
-    let began: number | undefined;
-    let hookPassed = false;
-    // A finished upgrade reports the duration its reply carries, so the two never differ.
-    const report = (outcome: UpgradeOutcomeName, durationMs = Date.now() - began!) => this.emit('upgrade', { outcome, durationMs });
-    const result = this.exclusive('upgrade', async (signal) => {
-      // On a master that has run nothing yet this is a start, one worker at a time.
-      const from = this.current;
+    return this.exclusive('upgrade', async (signal) => {
       const startedAt = Date.now();
-      began = startedAt;
-      if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
-      hookPassed = true;
+      const outcome = await this.attemptUpgrade(file, options, signal);
+      // A finished upgrade reports the duration its reply carries, so the two never differ.
+      const durationMs = Date.now() - startedAt;
+      this.emit('upgrade', { outcome: outcome.kind, durationMs });
+      if (outcome.kind !== 'ok') throw outcome.error;
+      this.log.info(`upgrade to generation ${outcome.release.generation} done in ${durationMs} ms`);
+      return {
+        generation: outcome.release.generation,
+        target: outcome.release.target,
+        workers: outcome.workers.map((w) => w.info()),
+        durationMs,
+        killedAtDrainTimeout: outcome.killedAtDrainTimeout,
+      };
+    });
+  }
+
+  /** The hook, then the rolling upgrade: every way they can end is an outcome, not a throw. */
+  private async attemptUpgrade(file: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
+    // On a master that has run nothing yet this is a start, one worker at a time.
+    const from = this.current;
+    try {
+      if (this.config.preUpgrade) {
+        const verdict = await this.askHook(file, from, options.hookData, signal);
+        if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
+      }
       const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
-      const outcome = await rollingUpgrade({
+      return await rollingUpgrade({
         pool: this.pool,
         forks: this.config.forks,
         from,
@@ -233,26 +226,13 @@ export class Master extends EventEmitter<MasterEvents> {
         log: this.log,
         commit: () => {
           this.current = to;
-          if (this.operation) this.operation.respawnsAllowed = true;
+          // Crashed new workers are respawned while the old ones drain.
+          this.reconciler.allowRespawns();
         },
       });
-      const durationMs = Date.now() - startedAt;
-      this.log.info(`upgrade to generation ${to.generation} done in ${durationMs} ms`);
-      return {
-        generation: to.generation,
-        target: to.target,
-        workers: outcome.workers.map((w) => w.info()),
-        durationMs,
-        killedAtDrainTimeout: outcome.killedAtDrainTimeout,
-      };
-    });
-    result.then(
-      (done) => report('ok', done.durationMs),
-      (error: unknown) => {
-        if (began !== undefined) report(upgradeOutcomeOf(error, hookPassed));
-      },
-    );
-    return result;
+    } catch (error) {
+      return error instanceof Cancelled ? { kind: 'aborted', error } : { kind: 'failed', error };
+    }
   }
 
   /** SIGKILL every worker, then fork a fresh pool on the current target. */
@@ -262,15 +242,9 @@ export class Master extends EventEmitter<MasterEvents> {
       if (!spec) throw failedPrecondition('nothing has been started yet: use Start or Upgrade (liveswap -u FILE) first');
       const victims = this.pool.list();
       await cancellable(Promise.all(victims.map((w) => this.pool.kill(w))), signal);
-      const readyTimeoutMs = this.config.readyTimeoutMs;
-      const workers = Array.from({ length: this.config.forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
-      const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
-      if (failed) {
-        throw failedPrecondition(
-          `killed ${victims.length} worker(s) but the respawn failed: worker ${failed.id} ${failed.reason}`,
-          failed.stderrTail.get(),
-        );
-      }
+      const { workers, failure } = await this.forkAll(spec, this.config.forks, this.config.readyTimeoutMs, signal);
+      // The reconciler forks whatever is missing once the operation has ended, with the crash backoff.
+      if (failure) throw groupFailure(`killed ${victims.length} worker(s) but the respawn failed`, failure);
       return { killed: victims.length, workers: workers.map((w) => w.info()) };
     });
   }
@@ -310,12 +284,10 @@ export class Master extends EventEmitter<MasterEvents> {
 
   private async stopEverything(options: DieOptions): Promise<DieResult> {
     this.launcher.close?.();
-    for (const timer of this.respawnTimers) clearTimeout(timer);
-    this.respawnTimers.clear();
-    if (this.operation) {
-      this.log.warn(`cancelling the ${this.operation.name} in progress: the master is shutting down`);
-      this.operation.abort.abort();
-      await this.operation.done.catch(() => {});
+    this.reconciler.stop();
+    if (this.lock.current) {
+      this.log.warn(`cancelling the ${this.lock.current} in progress: the master is shutting down`);
+      await this.lock.cancel();
     }
     const drainTimeoutMs = options.drainTimeoutMs || this.config.drainTimeoutMs;
     const workers = this.pool.list();
@@ -330,32 +302,47 @@ export class Master extends EventEmitter<MasterEvents> {
     return { stopped: workers.length, killed };
   }
 
+  /**
+   * Runs an operation under the lock. The reconciler stands back while it
+   * runs and brings the pool back to full size once it has ended.
+   */
   private async exclusive<T>(name: OperationName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.stopping) throw unavailable('the master is shutting down');
-    if (this.operation) {
-      const seconds = ((Date.now() - this.operation.startedAt) / 1000).toFixed(1);
-      throw aborted(
-        `${this.operation.name} in progress (started ${seconds} s ago); try again once it has finished`,
-      );
-    }
-    for (const timer of this.respawnTimers) clearTimeout(timer);
-    this.respawnTimers.clear();
-    const abort = new AbortController();
-    const done = Promise.resolve().then(() => run(abort.signal));
-    this.operation = { name, startedAt: Date.now(), abort, done };
+    return this.lock.run(name, async (signal) => {
+      this.reconciler.pause();
+      try {
+        return await run(signal);
+      } catch (error) {
+        if (error instanceof LiveswapError) this.log.warn(error.message);
+        throw error;
+      } finally {
+        this.reconciler.resume();
+        // The operation's boots are over: boot the spares the next one will use now,
+        // rather than a while after the last launch.
+        if (!this.stopping) this.launcher.prepareSpares?.();
+      }
+    });
+  }
+
+  /**
+   * Forks `count` workers of a release and waits until all are ready, or
+   * until the first fails; a fork the OS refuses ends the forking at once.
+   */
+  private async forkAll(
+    spec: LaunchSpec,
+    count: number,
+    readyTimeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<{ workers: WorkerHandle[]; failure?: WorkerHandle | ForkFailed }> {
+    const workers: WorkerHandle[] = [];
     try {
-      return await done;
+      while (workers.length < count) workers.push(this.pool.spawn(spec, { readyTimeoutMs }));
     } catch (error) {
-      if (error instanceof Cancelled) throw unavailable(`${name} cancelled: the master is shutting down`);
-      if (error instanceof LiveswapError) this.log.warn(error.message);
-      throw error;
-    } finally {
-      this.operation = undefined;
-      this.refill();
-      // The operation's boots are over: boot the spares the next one will use now,
-      // rather than a while after the last launch.
-      if (!this.stopping) this.launcher.prepareSpares?.();
+      if (!(error instanceof ForkFailed)) throw error;
+      return { workers, failure: error };
     }
+    const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
+    return failed ? { workers, failure: failed } : { workers };
   }
 
   private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
@@ -367,7 +354,7 @@ export class Master extends EventEmitter<MasterEvents> {
     from: LaunchSpec | undefined,
     extra: unknown,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<HookVerdict> {
     const data = {
       target,
       previousTarget: from?.target ?? '',
@@ -375,7 +362,7 @@ export class Master extends EventEmitter<MasterEvents> {
       workers: this.pool.list().map((w) => ({ id: w.id, pid: w.pid, state: w.state, generation: w.generation })),
       extra: extra ?? null,
     };
-    const verdict = await cancellable(
+    return cancellable(
       runPreUpgradeHook(this.config.preUpgrade!, data, {
         timeoutMs: this.config.hookTimeoutMs,
         onOutput: (line) => this.log.info(`[pre-upgrade hook] ${line}`),
@@ -383,91 +370,24 @@ export class Master extends EventEmitter<MasterEvents> {
       }),
       signal,
     );
-    if (!verdict.allowed) throw failedPrecondition(verdict.reason, verdict.stderrTail);
-  }
-
-  private respawnsAllowed(): boolean {
-    return this.operation === undefined || this.operation.respawnsAllowed === true;
-  }
-
-  private liveOfCurrent(): number {
-    return this.current ? this.pool.live(this.current.generation).length : 0;
-  }
-
-  /** After an operation: bring the current release back to full size at once. */
-  private refill(): void {
-    const spec = this.current;
-    if (!spec || this.stopping) return;
-    const missing = this.config.forks - this.liveOfCurrent() - this.respawnTimers.size;
-    for (let i = 0; i < missing; i++) this.spawnOutsideOperation(spec, { readyTimeoutMs: this.config.readyTimeoutMs });
-    void this.retireStrays(spec);
-  }
-
-  /**
-   * A fork that fails outright (the OS refused: ENOMEM, EAGAIN…) is logged, not
-   * thrown: here no caller could handle it, and a throw from a timer would take
-   * the master and every worker down with it. The next crash or operation
-   * tries again.
-   */
-  private spawnOutsideOperation(spec: LaunchSpec, options: SpawnOptions): void {
-    try {
-      this.pool.spawn(spec, options);
-    } catch (error) {
-      this.log.error(`could not fork a worker for generation ${spec.generation}: ${(error as Error).message}`);
-    }
-  }
-
-  /**
-   * Workers of another generation can outlive an operation only when a
-   * rollback could not restore the old release and kept the new workers
-   * serving rather than leave nothing. Once the current release is back at
-   * full strength they are drained, so the pool never stays on mixed versions.
-   */
-  private async retireStrays(spec: LaunchSpec): Promise<void> {
-    if (this.pool.liveExcept(spec.generation).length === 0) return;
-    const failed = await allReadyOrFirstFailure(this.pool.live(spec.generation));
-    if (failed || this.operation || this.stopping || this.current !== spec) return;
-    if (this.pool.ready(spec.generation).length < this.config.forks) return;
-    for (const stray of this.pool.liveExcept(spec.generation)) {
-      void this.pool.drain(stray, this.config.drainTimeoutMs, `generation ${spec.generation} is back at full strength`);
-    }
-  }
-
-  /**
-   * A worker exited without being asked to. Outside an operation, respawn it
-   * after a backoff that doubles with each crash in a row of that slot and
-   * resets once a worker has stayed ready for backoffResetMs.
-   * During an operation, the operation accounts for it (unless it allows
-   * respawns, as an upgrade does once it has committed) and refill() follows.
-   */
-  private onCrash(worker: WorkerHandle): void {
-    const spec = this.current;
-    if (this.stopping || !this.respawnsAllowed() || !spec || worker.generation !== spec.generation) return;
-    const stayedReadyLongEnough =
-      worker.readyAt !== undefined && Date.now() - worker.readyAt.getTime() >= this.config.backoffResetMs;
-    const streak = stayedReadyLongEnough ? 1 : worker.crashStreak + 1;
-    const delayMs = Math.min(this.config.backoffInitialMs * 2 ** (streak - 1), this.config.backoffMaxMs);
-    this.log.warn(`worker ${worker.id} ${worker.reason}; respawning in ${delayMs} ms (crash ${streak} in a row)`);
-    const timer = setTimeout(() => {
-      this.respawnTimers.delete(timer);
-      if (this.stopping || !this.respawnsAllowed() || this.current !== spec) return;
-      if (this.liveOfCurrent() >= this.config.forks) return;
-      this.restarts++;
-      this.spawnOutsideOperation(spec, {
-        readyTimeoutMs: this.config.readyTimeoutMs,
-        restarts: worker.restarts + 1,
-        crashStreak: streak,
-      });
-      void this.retireStrays(spec);
-    }, delayMs);
-    this.respawnTimers.add(timer);
   }
 }
 
-/** A failed upgrade's outcome, from the error exclusive() rethrew and how far it got. */
-function upgradeOutcomeOf(error: unknown, hookPassed: boolean): UpgradeOutcomeName {
-  if (!(error instanceof LiveswapError)) return 'failed';
-  if (error.code === Status.UNAVAILABLE) return 'aborted'; // cancelled by Die
-  if (error.code === Status.FAILED_PRECONDITION) return hookPassed ? 'rolled_back' : 'vetoed';
-  return 'failed';
+/**
+ * Why workers forked together did not all become ready, for the caller: a
+ * fork the OS refused, or a worker that failed (with its stderr tail).
+ */
+function groupFailure(prefix: string, failure: WorkerHandle | ForkFailed): LiveswapError {
+  if (failure instanceof ForkFailed) return new LiveswapError(forkStatus(failure.osError), `${prefix}: ${failure.message}`);
+  const message = `${prefix}: worker ${failure.id} ${failure.reason}`;
+  if (failure.forkError) return new LiveswapError(forkStatus(failure.forkError), message);
+  return failedPrecondition(message, failure.stderrTail);
+}
+
+/** Out of memory, processes or file descriptors. */
+const RESOURCE_SHORTAGES = new Set(['EAGAIN', 'ENOMEM', 'EMFILE', 'ENFILE']);
+
+/** RESOURCE_EXHAUSTED when the OS ran short of something (the same request may work later). */
+function forkStatus(error: NodeJS.ErrnoException): Status {
+  return RESOURCE_SHORTAGES.has(error.code ?? '') ? Status.RESOURCE_EXHAUSTED : Status.FAILED_PRECONDITION;
 }

@@ -6,9 +6,9 @@
  * reports every transition.
  */
 import { EventEmitter } from 'node:events';
-import type { LaunchSpec, Launcher } from './launcher.js';
+import type { LaunchSpec, Launcher, WorkerProcess } from './launcher.js';
 import { summarizeStderr } from './output.js';
-import { WorkerHandle, type ExitInfo, type TransitionEvent, type WorkerStateName } from './worker-handle.js';
+import { WorkerHandle, type ExitInfo, type TransitionEvent, type WorkerHandleOptions, type WorkerStateName } from './worker-handle.js';
 
 export interface WorkerCounts {
   starting: number;
@@ -28,22 +28,27 @@ export interface PoolEvents {
   exit: [worker: WorkerHandle, info: ExitInfo];
 }
 
-export interface SpawnOptions {
+/**
+ * cluster.fork threw: the OS refused to create a worker process (ENOMEM…).
+ * (A spawn that fails after fork returned, EAGAIN…, is a worker that exits
+ * at once instead: its handle's forkError says why.)
+ */
+export class ForkFailed extends Error {
+  constructor(readonly osError: Error) {
+    super(`could not fork a worker: ${osError.message}`);
+    this.name = 'ForkFailed';
+  }
+}
+
+/** Anything not given is 0, or no addresses. */
+export interface SpawnOptions extends Partial<WorkerHandleOptions> {
   readyTimeoutMs: number;
-  /** Crash restarts of this slot so far (shown in status). */
-  restarts?: number;
-  /** Crashes in a row of this slot, for the respawn backoff. */
-  crashStreak?: number;
-  /**
-   * In listening mode, the worker is ready only once it listens on all of
-   * these (an upgrade passes the addresses every old worker serves, so no
-   * port is left without a worker); otherwise on its first listen.
-   */
-  expectAddresses?: readonly string[];
 }
 
 export class Pool extends EventEmitter<PoolEvents> {
   private readonly workers = new Map<number, WorkerHandle>();
+  /** The pending SIGKILL of each draining worker at its drain timeout. */
+  private readonly drainTimers = new Map<WorkerHandle, NodeJS.Timeout>();
   private sequence = 0;
 
   constructor(private readonly launcher: Launcher) {
@@ -83,18 +88,26 @@ export class Pool extends EventEmitter<PoolEvents> {
     return counts;
   }
 
+  /** Forks a worker; throws ForkFailed, and changes nothing, when the OS refuses. */
   spawn(spec: LaunchSpec, options: SpawnOptions): WorkerHandle {
-    const process = this.launcher.launch(spec);
-    const handle = new WorkerHandle(process, spec, options.restarts ?? 0, options.crashStreak ?? 0, (event) =>
-      this.emit('transition', { ...event, counts: this.counts(), sequence: ++this.sequence }),
+    let process: WorkerProcess;
+    try {
+      process = this.launcher.launch(spec);
+    } catch (error) {
+      throw new ForkFailed(error instanceof Error ? error : new Error(String(error)));
+    }
+    const handle = new WorkerHandle(
+      process,
+      spec,
+      { restarts: options.restarts ?? 0, crashStreak: options.crashStreak ?? 0, expectAddresses: options.expectAddresses ?? [] },
+      (event) => this.emit('transition', { ...event, counts: this.counts(), sequence: ++this.sequence }),
     );
-    handle.expectAddresses = options.expectAddresses ?? [];
     this.workers.set(handle.id, handle);
     handle.announce();
 
     const readyTimer = setTimeout(() => {
       if (handle.state !== 'starting') return;
-      handle.readyTimedOut = true;
+      handle.recordReadyTimeout();
       process.kill('SIGKILL');
     }, options.readyTimeoutMs);
     const becomeReady = (reason: string) => {
@@ -104,21 +117,23 @@ export class Pool extends EventEmitter<PoolEvents> {
       handle.transition('ready', reason);
     };
     process.on('listening', (address) => {
-      handle.listening.add(address);
+      handle.recordListening(address);
       const enough = spec.readyMode === 'first-listen' || (spec.readyMode === 'listening' && handle.missingAddresses().length === 0);
       if (enough) becomeReady(`listening on ${[...handle.listening].join(', ')}`);
     });
-    process.on('closed', (address) => handle.listening.delete(address));
+    process.on('closed', (address) => handle.recordClosed(address));
+    process.once('fork-failed', (error) => handle.recordForkFailure(error));
     if (spec.readyMode === 'message') process.on('ready-message', () => becomeReady('sent the ready message'));
     process.on('stdout', (line) => this.emit('output', handle, 'stdout', line));
     process.on('stderr', (line) => {
-      handle.stderrTail.push(line);
+      handle.recordStderr(line);
       this.emit('output', handle, 'stderr', line);
     });
     process.once('exit', (code, signal) => {
       clearTimeout(readyTimer);
-      if (handle.drainTimer) clearTimeout(handle.drainTimer);
-      const info = handle.markExited(code, signal, describeExit(handle, code, signal, options.readyTimeoutMs));
+      clearTimeout(this.drainTimers.get(handle));
+      this.drainTimers.delete(handle);
+      const info = handle.recordExit(code, signal, describeExit(handle, code, signal, options.readyTimeoutMs));
       this.workers.delete(handle.id);
       this.emit('exit', handle, info);
     });
@@ -131,7 +146,7 @@ export class Pool extends EventEmitter<PoolEvents> {
    */
   drain(handle: WorkerHandle, timeoutMs: number, reason: string): Promise<ExitInfo> {
     if (!handle.isLive) return handle.exited;
-    handle.stopRequested = true;
+    handle.recordStopRequest();
     if (handle.state === 'starting') {
       handle.process.kill('SIGKILL');
       return handle.exited;
@@ -140,18 +155,20 @@ export class Pool extends EventEmitter<PoolEvents> {
     handle.process.send({ liveswap: 'drain', timeoutMs }, () => {
       // Not written means the channel is gone, so the worker is exiting anyway.
     });
-    handle.drainTimer = setTimeout(() => {
-      handle.killedAtDrainTimeout = true;
-      handle.process.kill('SIGKILL');
-    }, timeoutMs);
+    this.drainTimers.set(
+      handle,
+      setTimeout(() => {
+        handle.recordDrainTimeout();
+        handle.process.kill('SIGKILL');
+      }, timeoutMs),
+    );
     return handle.exited;
   }
 
   /** SIGKILL a worker in any state. */
   kill(handle: WorkerHandle): Promise<ExitInfo> {
     if (handle.state !== 'exited') {
-      handle.stopRequested = true;
-      handle.killRequested = true;
+      handle.recordKillRequest();
       handle.process.kill('SIGKILL');
     }
     return handle.exited;
@@ -196,8 +213,9 @@ function describeExit(
   readyTimeoutMs: number,
 ): string {
   const from: WorkerStateName = handle.state;
-  const summary = summarizeStderr(handle.stderrTail.get());
+  const summary = summarizeStderr(handle.stderrTail);
   const because = summary ? `: ${summary}` : '';
+  if (handle.forkError) return `could not be forked: ${handle.forkError.message}`;
   if (handle.readyTimedOut) return missedReadiness(handle, readyTimeoutMs);
   if (handle.killedAtDrainTimeout) return 'killed at the drain timeout';
   if (handle.killRequested || (handle.stopRequested && from !== 'draining')) return `stopped (${exitWords(code, signal)})`;

@@ -24,17 +24,23 @@
  *   - a new worker exited (boot failure, ready
  *     timeout, crash inside the stable window) → roll back
  *   - the operation was cancelled (Die)        → stop here; Die stops everyone
+ * and a new worker the OS refuses to fork (ENOMEM…) rolls back too.
  *
  * Rolling back restores the old generation to N live workers *before* the new
  * ones are drained, so some version always serves.
+ *
+ * The whole upgrade (the pre-upgrade hook, then this) ends in exactly one
+ * UpgradeOutcome, decided where it happens: ok and rolled_back here, vetoed
+ * by the hook's verdict, aborted when a wait is cancelled (Die), failed when
+ * anything else is thrown (a bug).
  */
 import type { Cutover } from '../common/config.js';
-import { failedPrecondition } from '../common/errors.js';
+import { failedPrecondition, type LiveswapError } from '../common/errors.js';
 import type { LaunchSpec } from './launcher.js';
 import type { Logger } from '../common/logger.js';
-import type { Pool } from './pool.js';
+import { ForkFailed, type Pool } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
-import { cancellable, delay } from './wait.js';
+import { cancellable, delay, type Cancelled } from './wait.js';
 import type { ExitInfo, WorkerHandle } from './worker-handle.js';
 
 
@@ -56,18 +62,29 @@ export interface UpgradePlan {
   commit(): void;
 }
 
-export interface UpgradeOutcome {
-  workers: WorkerHandle[];
-  killedAtDrainTimeout: number;
-}
+/** How an upgrade that got to run ended (one refused before it began, e.g. another operation running, has none). */
+export type UpgradeOutcome =
+  | { kind: 'ok'; release: LaunchSpec; workers: WorkerHandle[]; killedAtDrainTimeout: number }
+  /** The new release failed; the old one serves again (or, if it could not be restored, what new workers were ready). */
+  | { kind: 'rolled_back'; error: LiveswapError }
+  /** The pre-upgrade hook said no; nothing changed. */
+  | { kind: 'vetoed'; error: LiveswapError }
+  /** Die cancelled it; Die stops everyone. */
+  | { kind: 'aborted'; error: Cancelled }
+  | { kind: 'failed'; error: unknown };
 
-export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome> {
+export type UpgradeOutcomeName = UpgradeOutcome['kind'];
+
+/** The rolling part ends ok or rolled back; a cancelled wait throws Cancelled out of it. */
+export type RollingOutcome = Extract<UpgradeOutcome, { kind: 'ok' | 'rolled_back' }>;
+
+export async function rollingUpgrade(plan: UpgradePlan): Promise<RollingOutcome> {
   const { pool, to, signal } = plan;
   const expectAddresses = plan.from ? sharedAddresses(pool.ready(plan.from.generation)) : [];
   const surge = Math.max(1, Math.min(plan.forks, Math.floor(plan.maxSurge)));
   const fresh: WorkerHandle[] = [];
   const retiring: { worker: WorkerHandle; exit: Promise<ExitInfo> }[] = [];
-  const failure = firstUnexpectedExit(pool, to.generation);
+  const newCrash = firstUnexpectedExit(pool, to.generation);
   const retire = (old: WorkerHandle) =>
     retiring.push({
       worker: old,
@@ -77,15 +94,20 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
   try {
     let readyCount = 0;
     while (readyCount < plan.forks) {
-      while (fresh.length < plan.forks && fresh.length - readyCount < surge) {
-        fresh.push(pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }));
+      try {
+        while (fresh.length < plan.forks && fresh.length - readyCount < surge) {
+          fresh.push(pool.spawn(to, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }));
+        }
+      } catch (error) {
+        if (!(error instanceof ForkFailed)) throw error;
+        return await rollBack(plan, fresh, { reason: error.message, stderrTail: [] }, expectAddresses);
       }
       const booting = fresh.filter((w) => w.state === 'starting');
       const outcome = await cancellable(
-        Promise.race([...booting.map((w) => w.readyOrExited.then((ready) => (ready ? 'ready' : w))), failure.exited]),
+        Promise.race([...booting.map((w) => w.readyOrExited.then((ready) => (ready ? 'ready' : w))), newCrash.exited]),
         signal,
       );
-      if (outcome !== 'ready') return await rollBack(plan, fresh, outcome);
+      if (outcome !== 'ready') return await rollBack(plan, fresh, failureOf(outcome), expectAddresses);
       // Several may have become ready together; count them all.
       const nowReady = fresh.filter((w) => w.state === 'ready').length;
       for (; readyCount < nowReady; readyCount++) {
@@ -103,20 +125,22 @@ export async function rollingUpgrade(plan: UpgradePlan): Promise<UpgradeOutcome>
     // Every new worker must stay up stableMs after becoming ready.
     const lastReady = Math.max(...fresh.map((w) => w.readyAt?.getTime() ?? Date.now()));
     const outcome = await cancellable(
-      Promise.race([delay(lastReady + plan.stableMs - Date.now()).then(() => 'stable' as const), failure.exited]),
+      Promise.race([delay(lastReady + plan.stableMs - Date.now()).then(() => 'stable' as const), newCrash.exited]),
       signal,
     );
-    if (outcome !== 'stable') return await rollBack(plan, fresh, outcome);
+    if (outcome !== 'stable') return await rollBack(plan, fresh, failureOf(outcome), expectAddresses);
     plan.commit();
     for (const old of pool.liveExcept(to.generation)) retire(old);
 
     await cancellable(Promise.all(retiring.map((r) => r.exit)), signal);
     return {
+      kind: 'ok',
+      release: to,
       workers: fresh.filter((w) => w.isLive),
       killedAtDrainTimeout: retiring.filter((r) => r.worker.killedAtDrainTimeout).length,
     };
   } finally {
-    failure.dispose();
+    newCrash.dispose();
   }
 }
 
@@ -150,41 +174,61 @@ function firstUnexpectedExit(pool: Pool, generation: number) {
   return { exited, dispose: () => pool.off('exit', onExit) };
 }
 
-function describeFailure(culprit: WorkerHandle): string {
-  if (culprit.readyAt) {
-    const uptime = Date.now() - culprit.readyAt.getTime();
-    return `worker ${culprit.id} ${culprit.reason} (${uptime} ms after it became ready)`;
-  }
-  return `worker ${culprit.id} ${culprit.reason}`;
+/** Why an upgrade rolls back, for its caller. */
+interface Failure {
+  reason: string;
+  stderrTail: readonly string[];
 }
 
-async function rollBack(plan: UpgradePlan, fresh: WorkerHandle[], culprit: WorkerHandle): Promise<never> {
+/** A new worker that exited: how, and when. */
+function failureOf(culprit: WorkerHandle): Failure {
+  const uptime = culprit.readyAt && ` (${Date.now() - culprit.readyAt.getTime()} ms after it became ready)`;
+  return { reason: `worker ${culprit.id} ${culprit.reason}${uptime ?? ''}`, stderrTail: culprit.stderrTail };
+}
+
+async function rollBack(
+  plan: UpgradePlan,
+  fresh: WorkerHandle[],
+  failure: Failure,
+  oldAddresses: readonly string[],
+): Promise<RollingOutcome> {
   const { pool, from, to, log } = plan;
-  let reason = describeFailure(culprit);
+  let reason = failure.reason;
   log.warn(`upgrade to generation ${to.generation} failed: ${reason}; rolling back`);
 
   // New workers still starting serve nothing: stop them now.
   for (const worker of fresh) if (worker.state === 'starting') void pool.kill(worker);
 
-  const failedAgain = from && (await restore(plan, from));
+  const failedAgain = from && (await restore(plan, from, oldAddresses));
   if (failedAgain) {
     // Rather than leave nothing serving, the ready new workers stay; the
     // master retires them once the old release is back at full strength.
-    reason += `; restoring generation ${from.generation} failed too: worker ${failedAgain.id} ${failedAgain.reason}`;
+    reason += `; restoring generation ${from.generation} failed too: ${failedAgain}`;
     log.error(`rollback could not restore generation ${from.generation}; keeping whatever new workers are ready`);
   } else {
     const why = from ? `rolled back to generation ${from.generation}` : 'upgrade rolled back';
     await cancellable(Promise.all(fresh.map((w) => pool.drain(w, plan.drainTimeoutMs, why))), plan.signal);
   }
-  throw failedPrecondition(`upgrade rolled back: ${reason}`, culprit.stderrTail.get());
+  return { kind: 'rolled_back', error: failedPrecondition(`upgrade rolled back: ${reason}`, failure.stderrTail) };
 }
 
-/** Brings the old release back to N live workers; resolves the first that failed, if any. */
-async function restore(plan: UpgradePlan, from: LaunchSpec): Promise<WorkerHandle | undefined> {
+/**
+ * Brings the old release back to N live workers, each listening on the
+ * addresses the old release served when the upgrade began (by now its workers
+ * may all be draining, and could not tell). Resolves undefined, or why it
+ * failed: the first worker that did, or a fork the OS refused.
+ */
+async function restore(plan: UpgradePlan, from: LaunchSpec, expectAddresses: readonly string[]): Promise<string | undefined> {
   const oldLive = plan.pool.live(from.generation);
-  const expectAddresses = sharedAddresses(plan.pool.ready(from.generation));
-  const replacements = Array.from({ length: Math.max(0, plan.forks - oldLive.length) }, () =>
-    plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }),
-  );
-  return cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
+  const replacements: WorkerHandle[] = [];
+  try {
+    while (oldLive.length + replacements.length < plan.forks) {
+      replacements.push(plan.pool.spawn(from, { readyTimeoutMs: plan.readyTimeoutMs, expectAddresses }));
+    }
+  } catch (error) {
+    if (!(error instanceof ForkFailed)) throw error;
+    return error.message;
+  }
+  const failed = await cancellable(allReadyOrFirstFailure([...oldLive, ...replacements]), plan.signal);
+  return failed && `worker ${failed.id} ${failed.reason}`;
 }

@@ -111,6 +111,13 @@ export class FakeProcess extends EventEmitter<WorkerProcessEvents> implements Wo
     for (const line of lines) if (!this.exited) this.emit('stdout', line);
   }
 
+  /** Reports that the process could not be spawned after all, then its exit (now), as the cluster launcher does. */
+  failFork(error: Error): void {
+    if (this.exited) return;
+    this.emit('fork-failed', error);
+    this.exit(null);
+  }
+
   /** Reports the exit (now), once. */
   exit(code: number | null, signal: NodeJS.Signals | null = null): void {
     if (!this.exited) this.emit('exit', code, signal);
@@ -145,6 +152,11 @@ export function exitOnDrain(proc: FakeProcess, delayMs = 1): void {
   proc.onDrain(() => proc.after(delayMs, () => proc.exit(0)));
 }
 
+/** The error cluster.fork throws, or reports, when the OS refuses to create a process. */
+export function forkError(code: 'ENOMEM' | 'EAGAIN' = 'ENOMEM'): NodeJS.ErrnoException {
+  return Object.assign(new Error(`spawn ${code}`), { code, syscall: 'spawn' });
+}
+
 export interface FakeLauncherEvents {
   launch: [proc: FakeProcess];
 }
@@ -152,13 +164,23 @@ export interface FakeLauncherEvents {
 export class FakeLauncher extends EventEmitter<FakeLauncherEvents> implements Launcher {
   /** Every process launched, in order. */
   readonly processes: FakeProcess[] = [];
+  /**
+   * When it returns an error for a launch, launch() throws it instead, as
+   * cluster.fork does when the OS refuses (ENOMEM), and no process is made.
+   * `attempt` counts every launch() call from 1, refused ones included.
+   */
+  refuse: ((spec: LaunchSpec, attempt: number) => Error | undefined) | undefined;
   private nextId = 1;
+  private attempts = 0;
 
   constructor(public behave: Behaviour = defaultBehaviour) {
     super();
   }
 
   launch(spec: LaunchSpec): FakeProcess {
+    const attempt = ++this.attempts;
+    const refused = this.refuse?.(spec, attempt);
+    if (refused) throw refused;
     const proc = new FakeProcess(this.nextId++, spec);
     const index = this.processes.length;
     this.processes.push(proc);
