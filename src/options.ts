@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import type { Cutover, ReadyMode } from './common/config.js';
+import { bare } from './common/address.js';
 import { DEFAULTS } from './common/defaults.js';
 import { controlEndpoint } from './common/endpoint.js';
 import type { LogFormat } from './common/logger.js';
@@ -91,7 +92,7 @@ export function masterOptions(options: MasterOptions): RunMasterOptions {
     log: { level: options.logLevel, format: options.logFormat },
     workerOutput: options.workerOutput ?? 'prefix',
     ...(options.metricsPort !== undefined && {
-      metrics: { address: options.metricsAddress ?? DEFAULTS.address, port: options.metricsPort },
+      metrics: { address: bare(options.metricsAddress ?? DEFAULTS.address), port: options.metricsPort },
     }),
     ...(options.foreground && { foreground: true }),
     ...(options.spell && { spell: options.spell }),
