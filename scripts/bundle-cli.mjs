@@ -38,7 +38,8 @@ await esbuild.build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['./start.js'],
+  // grpc-js require()s proto-loader only for channelz and ORCA, which a client command never uses.
+  external: ['./start.js', '@grpc/proto-loader'],
   // grpc-js is CommonJS and require()s Node's built-ins.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
   plugins: [lazyStringWidth],
