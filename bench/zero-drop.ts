@@ -33,7 +33,8 @@ import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import type { MasterProcess } from '../test/helpers/processes.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { answeredAt, isFailure, LoadGenerator, type Request } from './lib/load.js';
+import { cutover, type UpgradeWindow } from './lib/cutover.js';
+import { isFailure, LoadGenerator, type Request } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
 import { fdCount, peakChildren, rssMiB } from './lib/proc.js';
 import { ms, percentile, table, writeJson } from './lib/report.js';
@@ -68,8 +69,6 @@ const RSS_UPGRADES = 20;
 const RSS_LOAD_WARMUP_MS = 10_000;
 const VERSIONS = ['v1', 'v2', 'v3'];
 
-const body = (r: Request) => r.outcome.slice('body:'.length);
-
 function failuresByKind(requests: readonly Request[]): string {
   const kinds: Record<string, number> = {};
   for (const r of requests.filter(isFailure)) kinds[r.outcome] = (kinds[r.outcome] ?? 0) + 1;
@@ -78,23 +77,6 @@ function failuresByKind(requests: readonly Request[]): string {
 }
 
 // --- 2. upgrades under load with slow requests ----------------------------
-
-interface UpgradeWindow {
-  from: string;
-  to: string;
-  startedAt: number;
-  returnedAt: number;
-  firstNewMs: number;
-  lastOldMs: number;
-}
-
-/** When the first new-version and the last old-version answers came, relative to the upgrade's start. */
-function cutover(requests: readonly Request[], window: Omit<UpgradeWindow, 'firstNewMs' | 'lastOldMs'>, until: number) {
-  const after = requests.filter((r) => answeredAt(r) >= window.startedAt && answeredAt(r) < until && !isFailure(r));
-  const firstNew = Math.min(...after.filter((r) => body(r) === window.to).map(answeredAt));
-  const lastOld = Math.max(...after.filter((r) => body(r) === window.from).map(answeredAt));
-  return { firstNewMs: firstNew - window.startedAt, lastOldMs: lastOld - window.startedAt };
-}
 
 async function upgradesUnderLoad(forks: number, keepAlive: boolean) {
   const port = await freePort();

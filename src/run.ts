@@ -4,9 +4,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
-import { checkControlSecurity, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
+import { checkControlSecurity, checkEndpoint, checkHostPort, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
 import { serverCredentials, startControlServer, type ControlServer } from './control/control-server.js';
-import { invalidArgument, unavailable } from './common/errors.js';
+import { invalidArgument, optionName, unavailable, type Spell } from './common/errors.js';
 import { checkPreUpgradeHook } from './supervisor/hook.js';
 import { resolveTarget } from './common/target.js';
 import type { Launcher } from './supervisor/launcher.js';
@@ -32,6 +32,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
    * guard stdout/stderr. A library embedding the master should not set it.
    */
   foreground?: boolean;
+  /** How an error names a bad setting: the API's option names by default; the CLI's flags. */
+  spell?: Spell;
   /** @internal events a WatchWorkers client may fall behind before it is disconnected (default 1024). */
   watchBufferEvents?: number;
   /** @internal the process-spawning seam, for state-machine tests. */
@@ -49,8 +51,9 @@ export interface RunningMaster {
 }
 
 export async function runMaster(options: RunMasterOptions): Promise<RunningMaster> {
+  const spell = options.spell ?? optionName;
   const log = createLogger(options.log);
-  const master = new Master(resolveMasterConfig(options), log, options.launcher);
+  const master = new Master(resolveMasterConfig(options, spell), log, options.launcher);
 
   master.on('transition', ({ worker, from, to }) => {
     const move = from ? `${from} → ${to}` : to;
@@ -70,13 +73,14 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   // Everything that can be checked is checked before anything binds or forks.
   if (options.control !== false) {
-    checkControlSecurity(options.control, options.security);
+    checkEndpoint(options.control, { spell });
+    checkControlSecurity(options.control, options.security, spell);
     serverCredentials(options.security);
   }
   if (options.target) resolveTarget(options.target);
-  // prom-client is loaded only by a master that serves metrics, not by every CLI command.
+  if (options.metrics) checkHostPort(options.metrics, { spell }, { address: 'metricsAddress', port: 'metricsPort' });
+  // prom-client is loaded only by a master that serves metrics.
   const metricsModule = options.metrics ? await import('./control/metrics.js') : undefined;
-  if (options.metrics) metricsModule!.checkMetricsEndpoint(options.metrics);
   if (master.config.preUpgrade) {
     const problem = await checkPreUpgradeHook(master.config.preUpgrade, master.config.hookTimeoutMs);
     if (problem) throw invalidArgument(problem);

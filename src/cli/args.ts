@@ -1,15 +1,16 @@
 /**
- * The CLI's arguments: the yargs definition, and every check that can be made
- * before anything is started or sent. A bad argument is a UsageError (exit 2,
- * one line) naming the flag, never a serialization error from deep inside.
+ * The CLI's arguments: the yargs definition and the flags' relations (which
+ * go together, which apply to which command). The values themselves are
+ * checked where the API's are (common/config.ts, common/endpoint.ts), with
+ * errors that name the flag (flags.ts): a bad argument is a usage error
+ * (exit 2, one line), never a serialization error from deep inside.
  */
-import net from 'node:net';
 import yargs from 'yargs';
-import { MAX_TIMER_MS } from '../common/config.js';
-import { isLoopback } from '../common/endpoint.js';
-import { DEFAULTS, MAX_FORKS } from '../common/defaults.js';
-
-export class UsageError extends Error {}
+import { checkDurations, CUTOVERS, READY_MODES } from '../common/config.js';
+import { DEFAULTS } from '../common/defaults.js';
+import { checkEndpoint, controlEndpoint } from '../common/endpoint.js';
+import { flagOf } from './flags.js';
+import { UsageError } from './report.js';
 
 export const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -66,14 +67,14 @@ export function parser(argv: string[]) {
       .option('ready-timeout', { type: 'number', describe: `ms a new worker may take to become ready (default ${DEFAULTS.readyTimeoutMs})` })
       .option('drain-timeout', { type: 'number', describe: `ms an old worker may take to drain before SIGKILL (default ${DEFAULTS.drainTimeoutMs})` })
       .option('ready-mode', {
-        choices: ['listening', 'first-listen', 'message'] as const,
+        choices: READY_MODES,
         describe:
           'listening (default; in an upgrade, on every address the old workers share), first-listen (on any one server: a release that moves a port), or message (process.send({ liveswap: "ready" }))',
       })
       .option('max-surge', { type: 'number', describe: 'With -s: new workers an upgrade boots at once (default: forks or CPU cores, whichever is fewer)' })
       .option('spares', { type: 'number', describe: 'With -s: processes kept booted ahead of time so new workers skip Node\'s start-up (default: as many as --max-surge; 0: none)' })
       .option('cutover', {
-        choices: ['ready', 'stable'] as const,
+        choices: CUTOVERS,
         describe:
           'With -s: ready (default: drain each old worker as soon as a new one is ready) or stable (the last old worker serves until the new ones pass the stability window)',
       })
@@ -113,12 +114,6 @@ function given(args: Args, name: string): boolean {
   return value !== undefined && value !== false;
 }
 
-function wholeNumber(flag: string, value: number | undefined, min: number, max: number, unit = ''): void {
-  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
-    throw new UsageError(`--${flag} must be a whole number${unit} from ${min} to ${max}, got ${value}`);
-  }
-}
-
 /** Which command the arguments ask for, once every argument has been checked. */
 export function checkArgs(args: Args): Command {
   const commands = COMMANDS.filter((name) => given(args, name));
@@ -143,13 +138,6 @@ export function checkArgs(args: Args): Command {
     throw new UsageError(`-m needs a message (to send an empty string, use --message-json '""')`);
   }
 
-  wholeNumber('forks', args.forks, 1, MAX_FORKS);
-  wholeNumber('max-surge', args['max-surge'], 1, MAX_FORKS);
-  wholeNumber('spares', args.spares, 0, MAX_FORKS);
-  wholeNumber('stable-ms', args['stable-ms'], 0, MAX_TIMER_MS, ' of milliseconds');
-  for (const flag of ['ready-timeout', 'drain-timeout', 'hook-timeout'] as const) {
-    wholeNumber(flag, args[flag], 1, MAX_TIMER_MS, ' of milliseconds');
-  }
   if (args.socket !== undefined) {
     if (args.socket === '') throw new UsageError('--socket needs a path');
     if (args.port !== undefined || args.address !== undefined) {
@@ -157,18 +145,11 @@ export function checkArgs(args: Args): Command {
     }
   }
   checkSecurityArgs(args, command);
-  // A master may bind port 0 (any free port); a client must name a real one.
-  wholeNumber('port', args.port, command === 'start' ? 0 : 1, 65535);
-  wholeNumber('metrics-port', args['metrics-port'], 0, 65535);
-  if (given(args, 'metrics-address')) {
-    if (!given(args, 'metrics-port')) throw new UsageError('--metrics-address needs --metrics-port');
-    const address = bare(args['metrics-address']!);
-    if (net.isIP(address) === 0 && address !== 'localhost') {
-      throw new UsageError(`--metrics-address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args['metrics-address']}"`);
-    }
-  }
-  if (args.address !== undefined && net.isIP(bare(args.address)) === 0 && args.address !== 'localhost') {
-    throw new UsageError(`--address must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${args.address}"`);
+  if (given(args, 'metrics-address') && !given(args, 'metrics-port')) throw new UsageError('--metrics-address needs --metrics-port');
+  // A master checks its own settings as it starts (run.ts); a client's are checked before it dials.
+  if (command !== 'start') {
+    checkEndpoint(controlEndpoint(args), { spell: flagOf, dial: true });
+    checkDurations({ readyTimeoutMs: args['ready-timeout'], drainTimeoutMs: args['drain-timeout'] }, flagOf);
   }
   return command;
 }
@@ -183,19 +164,7 @@ function checkSecurityArgs(args: Args, command: Command): void {
     return;
   }
   if (given(args, 'tls-cert') !== given(args, 'tls-key')) throw new UsageError('--tls-cert and --tls-key go together');
-  if (command !== 'start') return;
-  if (given(args, 'tls-ca') && !given(args, 'tls-cert')) {
+  if (command === 'start' && given(args, 'tls-ca') && !given(args, 'tls-cert')) {
     throw new UsageError('--tls-ca on the master requires client certificates, which needs TLS: give --tls-cert and --tls-key too');
   }
-  const address = bare(args.address ?? DEFAULTS.address);
-  if (!given(args, 'tls-cert') && !args.insecure && net.isIP(address) !== 0 && !isLoopback(address)) {
-    throw new UsageError(
-      `refusing to serve control on ${address} without TLS: give --tls-cert and --tls-key, or --insecure to accept clear text`,
-    );
-  }
-}
-
-/** `[::1]` → `::1`: people copy addresses from URLs. */
-export function bare(address: string): string {
-  return address.replace(/^\[(.*)\]$/, '$1');
 }

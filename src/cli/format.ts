@@ -1,11 +1,11 @@
 /** How the CLI prints workers and events for people (text) and machines (--json). */
-import {
-  ReadyMode,
-  Transition,
-  WatchWorkersResponse,
-  type GetStatusResponse,
-} from '../gen/liveswap/v1/liveswap.js';
+import { Transition, WatchWorkersResponse, type GetStatusResponse } from '../gen/liveswap/v1/liveswap.js';
+import type { ReadyMode } from '../common/config.js';
+import { readyModeName } from '../common/ready-mode.js';
 import { formatUptime, stateName, workerTable } from './worker-table.js';
+
+/** "ready on …": how the status line says what makes a worker ready. */
+const READY_ON: Record<ReadyMode, string> = { listening: 'listening', 'first-listen': 'first listen', message: 'the ready message' };
 
 function uptime(since: Date | undefined): string {
   return since ? formatUptime(Date.now() - since.getTime()) : '-';
@@ -22,12 +22,7 @@ export function statusText(s: GetStatusResponse): string {
   const head = s.target
     ? `generation ${s.generation}: ${s.target}`
     : 'no target started yet';
-  const mode =
-    s.readyMode === ReadyMode.READY_MODE_MESSAGE
-      ? 'the ready message'
-      : s.readyMode === ReadyMode.READY_MODE_FIRST_LISTEN
-        ? 'first listen'
-        : 'listening';
+  const mode = READY_ON[readyModeName(s.readyMode) ?? 'listening'];
   const lines = [
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.spares} spare(s); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,

@@ -1,31 +1,20 @@
 /**
- * The liveswap command line. `-s` runs a master in the foreground; every
- * other command is a gRPC client of a running master (src/client).
+ * The liveswap command line. `-s` runs a master in the foreground
+ * (start.ts, loaded for -s alone); every other command is a gRPC client of a
+ * running master (src/client), and loads nothing of the master.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 bad usage, 3 no master
- * reachable, 4 the master refused the token. Failures print one line on stderr, never a stack trace.
+ * Exit codes: see report.ts. Failures print one line on stderr, never a stack trace.
  */
 import { status } from '@grpc/grpc-js';
-import path from 'node:path';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
-import type { ControlEndpoint, ControlSecurity } from '../common/endpoint.js';
-import type { ConnectOptions } from '../client/index.js';
-import {
-  BroadcastResponse,
-  DieResponse,
-  GetStatusResponse,
-  KillResponse,
-  ReadyMode,
-  UpgradeResponse,
-} from '../gen/liveswap/v1/liveswap.js';
-import { DEFAULTS } from '../common/defaults.js';
-import { LiveswapError } from '../common/errors.js';
-import { runMaster } from '../run.js';
-import { bare, checkArgs, parser, UsageError, type Args, type Command } from './args.js';
+import { BroadcastResponse, DieResponse, GetStatusResponse, KillResponse, UpgradeResponse } from '../gen/liveswap/v1/liveswap.js';
+import { toProtoReadyMode } from '../common/ready-mode.js';
+import { fromHere } from '../options.js';
+import { checkArgs, parser, type Args, type Command } from './args.js';
+import { clientOptionsOf } from './flags.js';
 import { describeTransition, statusText, watchItemJson, watchItemText } from './format.js';
+import { EXIT, print, report, UsageError } from './report.js';
 import { watchOnTerminal } from './watch-view.js';
-
-const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthenticated: 4 } as const;
 
 /** How long -u/-k wait for the last progress lines after the reply. */
 const PROGRESS_TAIL_MAX_MS = 2000;
@@ -39,93 +28,6 @@ const PROGRESS_HOLD_MS = 300;
 /** Refusals that mean the operation never ran. */
 const NEVER_RAN = new Set<number>([status.ABORTED, status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
 
-
-
-function absolute(file: string): string {
-  return path.resolve(process.cwd(), file);
-}
-
-/** The control endpoint the arguments name: where -s listens and where every other command connects. */
-function controlEndpoint(args: Args): ControlEndpoint {
-  return args.socket !== undefined
-    ? { socket: args.socket }
-    : { address: bare(args.address ?? DEFAULTS.address), port: args.port ?? DEFAULTS.port };
-}
-
-/** The master's protection of its TCP control: TLS, --insecure, where its token file goes. */
-function masterSecurity(args: Args): ControlSecurity {
-  return {
-    ...(args['tls-cert'] !== undefined && {
-      tls: { cert: absolute(args['tls-cert']), key: absolute(args['tls-key']!), ...(args['tls-ca'] !== undefined && { ca: absolute(args['tls-ca']) }) },
-    }),
-    ...(args.insecure && { insecure: true }),
-    ...(args['state-dir'] !== undefined && { stateDir: absolute(args['state-dir']) }),
-  };
-}
-
-/** How a client command reaches the master: endpoint, token, TLS. */
-function clientOptions(args: Args): ConnectOptions {
-  const useTls = Boolean(args.tls || args['tls-ca'] || args['tls-cert'] || args['tls-server-name']);
-  return {
-    ...controlEndpoint(args),
-    ...(args.token !== undefined && { token: args.token }),
-    ...(args['state-dir'] !== undefined && { stateDir: absolute(args['state-dir']) }),
-    ...(useTls && {
-      tls: {
-        ...(args['tls-ca'] !== undefined && { ca: absolute(args['tls-ca']) }),
-        ...(args['tls-cert'] !== undefined && { cert: absolute(args['tls-cert']), key: absolute(args['tls-key']!) }),
-        ...(args['tls-server-name'] !== undefined && { serverName: args['tls-server-name'] }),
-      },
-    }),
-  };
-}
-
-function readyModeOf(args: Args): ReadyMode {
-  switch (args['ready-mode']) {
-    case 'listening':
-      return ReadyMode.READY_MODE_LISTENING;
-    case 'first-listen':
-      return ReadyMode.READY_MODE_FIRST_LISTEN;
-    case 'message':
-      return ReadyMode.READY_MODE_MESSAGE;
-    default:
-      return ReadyMode.READY_MODE_UNSPECIFIED;
-  }
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
-async function runStart(args: Args): Promise<number> {
-  const target = args.start ? absolute(args.start) : undefined;
-  const running = await runMaster({
-    ...(target && { target }),
-    control: controlEndpoint(args),
-    security: masterSecurity(args),
-    forks: args.forks ?? DEFAULTS.forks,
-    ...(args['pre-upgrade'] !== undefined && { preUpgrade: absolute(args['pre-upgrade']) }),
-    ...(args['ready-timeout'] !== undefined && { readyTimeoutMs: args['ready-timeout'] }),
-    ...(args['drain-timeout'] !== undefined && { drainTimeoutMs: args['drain-timeout'] }),
-    ...(args['hook-timeout'] !== undefined && { hookTimeoutMs: args['hook-timeout'] }),
-    ...(args['max-surge'] !== undefined && { maxSurge: args['max-surge'] }),
-    ...(args.spares !== undefined && { spares: args.spares }),
-    ...(args.cutover !== undefined && { cutover: args.cutover }),
-    ...(args['stable-ms'] !== undefined && { stableMs: args['stable-ms'] }),
-    ...(args['ready-mode'] !== undefined && { readyMode: args['ready-mode'] }),
-    log: { format: args['log-format'] ?? 'text' },
-    ...(args['metrics-port'] !== undefined && {
-      metrics: { address: bare(args['metrics-address'] ?? DEFAULTS.address), port: args['metrics-port'] },
-    }),
-    foreground: true,
-  });
-  const { master, control, log } = running;
-  const what = target ? `${master.config.forks} worker(s) ready on ${target}` : 'no workers yet (waiting for Start)';
-  log.info(`master pid ${process.pid} up: ${what}; control on ${control!.target}`);
-  await running.stopped;
-  return EXIT.ok;
-}
-
 /** Runs an operation while printing the worker transitions it causes. */
 async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation: () => Promise<T>): Promise<T> {
   if (quiet) return operation();
@@ -134,6 +36,8 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   const first = await events.next(); // The snapshot: from here on, no transition is missed.
   if (first.done || first.value.event?.$case !== 'snapshot') return operation();
   let lastSeen = first.value.event.snapshot.sequence;
+  // Set once the reply is in: the sequence number to read up to, and who waits for it.
+  let tail: { upTo: number; reached: () => void } | undefined;
   let held: string[] | undefined = [];
   const release = () => {
     for (const line of held ?? []) print(line);
@@ -147,6 +51,7 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
       const line = `  ${describeTransition(item.event.transition)}`;
       if (held) held.push(line);
       else print(line);
+      if (tail && lastSeen >= tail.upTo) tail.reached();
     }
   })().catch(() => {});
   try {
@@ -158,10 +63,17 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
     clearTimeout(holding);
     // Every transition the operation caused happened before its reply, but the
     // stream may deliver the last ones just after it: read up to the master's
-    // current sequence number (bounded, in case the master went away).
+    // current sequence number, and no longer (bounded, in case the master went away).
     const upTo = (await client.status().catch(() => undefined))?.sequence ?? lastSeen;
-    const deadline = Date.now() + PROGRESS_TAIL_MAX_MS;
-    while (lastSeen < upTo && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (lastSeen < upTo) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (tail = { upTo, reached: resolve })),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, PROGRESS_TAIL_MAX_MS))),
+        printing, // The stream ended.
+      ]);
+      clearTimeout(timer);
+    }
     abort.abort();
     await printing;
     release();
@@ -212,15 +124,15 @@ async function runWatch(client: LiveswapClient, json: boolean): Promise<number> 
 }
 
 async function runClientCommand(command: Command, args: Args): Promise<number> {
-  const client = connect(clientOptions(args));
+  const client = connect(clientOptionsOf(args));
   const json = Boolean(args.json);
   try {
     switch (command) {
       case 'upgrade': {
         const result = await withProgress(client, json, () =>
           client.upgrade({
-            target: absolute(args.upgrade!),
-            readyMode: readyModeOf(args),
+            target: fromHere(args.upgrade!),
+            readyMode: toProtoReadyMode(args['ready-mode']),
             readyTimeoutMs: args['ready-timeout'] ?? 0,
             drainTimeoutMs: args['drain-timeout'] ?? 0,
           }),
@@ -288,24 +200,11 @@ export async function main(argv: string[]): Promise<number> {
   if (args.help) return EXIT.ok;
   try {
     const command = checkArgs(args);
-    return command === 'start' ? await runStart(args) : await runClientCommand(command, args);
+    if (command !== 'start') return await runClientCommand(command, args);
+    // start.js reports its own failures: see there.
+    const { runStart } = await import('./start.js');
+    return await runStart(args);
   } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`liveswap: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof LiveswapClientError || error instanceof LiveswapError) {
-      process.stderr.write(`liveswap: ${error.message}\n`);
-      if (args.json && error instanceof LiveswapClientError) {
-        // Machines get the whole story, the failing worker's stderr included.
-        print(JSON.stringify({ error: { code: error.codeName, message: error.message, stderrTail: error.stderrTail } }));
-      }
-      if (error instanceof LiveswapClientError && error.code === status.UNAUTHENTICATED) return EXIT.unauthenticated;
-      return error instanceof LiveswapClientError && error.message.startsWith('no master at')
-        ? EXIT.unreachable
-        : EXIT.failed;
-    }
-    process.stderr.write(`liveswap: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
-    return EXIT.failed;
+    return report(error, args);
   }
 }

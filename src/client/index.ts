@@ -18,6 +18,7 @@ import {
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapClientError, wrapClientError } from './errors.js';
+import { controlEndpoint, describeEndpoint, type ControlEndpoint } from '../common/endpoint.js';
 import { isJsonValue } from '../common/json.js';
 import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../common/token-file.js';
 
@@ -25,9 +26,9 @@ export { LiveswapClientError } from './errors.js';
 export * from '../gen/liveswap/v1/liveswap.js';
 
 export interface ConnectOptions {
-  /** Control address (default 127.0.0.1). */
+  /** Control address (default DEFAULTS.address, 127.0.0.1). */
   address?: string;
-  /** Control port (default 3000). */
+  /** Control port (default DEFAULTS.port, 3000). */
   port?: number;
   /** A unix socket path; overrides address and port. */
   socket?: string;
@@ -69,10 +70,7 @@ export interface LiveswapClient {
 }
 
 export function endpointOf(options: ConnectOptions): string {
-  if (options.socket) return `unix:${options.socket}`;
-  const address = options.address ?? '127.0.0.1';
-  const host = address.includes(':') ? `[${address}]` : address;
-  return `${host}:${options.port ?? 3000}`;
+  return describeEndpoint(controlEndpoint(options));
 }
 
 function pem(what: string, value: string | Buffer | undefined): Buffer | null {
@@ -102,12 +100,12 @@ function channel(options: ConnectOptions): { creds: ChannelCredentials; channelO
 }
 
 /** Where the token comes from, read again at every call (a restarted master has a new one). */
-function tokenSource(options: ConnectOptions): () => { token?: string; from: string } {
-  if (options.socket) return () => ({ from: 'a unix socket needs no token' });
+function tokenSource(where: ControlEndpoint, options: ConnectOptions): () => { token?: string; from: string } {
+  if ('socket' in where) return () => ({ from: 'a unix socket needs no token' });
   if (options.token) return () => ({ token: options.token, from: 'sent the token given to the client' });
   const fromEnv = process.env[TOKEN_ENV];
   if (fromEnv) return () => ({ token: fromEnv, from: `sent the token in ${TOKEN_ENV}` });
-  const file = tokenFilePath(options.address ?? '127.0.0.1', options.port ?? 3000, options.stateDir);
+  const file = tokenFilePath(where.address, where.port, options.stateDir);
   return () => {
     const token = readTokenFile(file);
     return token
@@ -117,12 +115,13 @@ function tokenSource(options: ConnectOptions): () => { token?: string; from: str
 }
 
 export function connect(options: ConnectOptions = {}): LiveswapClient {
-  const endpoint = endpointOf(options);
+  const where = controlEndpoint(options);
+  const endpoint = describeEndpoint(where);
   const { creds, channelOptions } = channel(options);
   const stub = new LiveswapServiceClient(endpoint, creds, channelOptions);
   const callOptions = (): CallOptions =>
     options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
-  const token = tokenSource(options);
+  const token = tokenSource(where, options);
   let lastSource = '';
   const metadata = (): Metadata => {
     const md = new Metadata();

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { DEFAULTS, MAX_FORKS } from './defaults.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument, optionName, SettingError, type Spell } from './errors.js';
 import { resolveTarget } from './target.js';
 
 /**
@@ -13,10 +13,12 @@ import { resolveTarget } from './target.js';
  * workers served (a release that moves or drops a port); message: on
  * `process.send({ liveswap: 'ready' })`.
  */
-export type ReadyMode = 'listening' | 'first-listen' | 'message';
+export const READY_MODES = ['listening', 'first-listen', 'message'] as const;
+export type ReadyMode = (typeof READY_MODES)[number];
 
 /** When the old version stops taking new connections; see supervisor/upgrade.ts. */
-export type Cutover = 'ready' | 'stable';
+export const CUTOVERS = ['ready', 'stable'] as const;
+export type Cutover = (typeof CUTOVERS)[number];
 
 export interface MasterConfig {
   forks: number;
@@ -38,8 +40,11 @@ export interface MasterConfig {
   backoffResetMs: number;
 }
 
-/** Fills in defaults and checks every setting; throws INVALID_ARGUMENT on a bad one. */
-export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): MasterConfig {
+/**
+ * Fills in defaults and checks every setting; throws a SettingError
+ * (INVALID_ARGUMENT) naming the bad one as `spell` writes it.
+ */
+export function resolveMasterConfig(partial: Partial<MasterConfig> = {}, spell: Spell = optionName): MasterConfig {
   const config: MasterConfig = {
     forks: partial.forks ?? DEFAULTS.forks,
     readyMode: partial.readyMode ?? 'listening',
@@ -55,51 +60,45 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}): Master
     backoffResetMs: partial.backoffResetMs ?? DEFAULTS.backoffResetMs,
     ...(partial.preUpgrade !== undefined && { preUpgrade: resolveHook(partial.preUpgrade) }),
   };
-  checkForks(config.forks);
-  for (const key of ['readyTimeoutMs', 'drainTimeoutMs', 'hookTimeoutMs'] as const) {
-    checkDuration(key, config[key], 1);
-  }
-  for (const key of ['stableMs', 'backoffInitialMs', 'backoffMaxMs', 'backoffResetMs'] as const) {
-    checkDuration(key, config[key], 0);
-  }
-  if (!Number.isInteger(config.maxSurge) || config.maxSurge < 1 || config.maxSurge > MAX_FORKS) {
-    throw invalidArgument(`maxSurge must be a whole number from 1 to ${MAX_FORKS}, got ${config.maxSurge}`);
-  }
-  if (config.spares !== undefined && (!Number.isInteger(config.spares) || config.spares < 0 || config.spares > MAX_FORKS)) {
-    throw invalidArgument(`spares must be a whole number from 0 to ${MAX_FORKS}, got ${config.spares}`);
-  }
-  if (!CUTOVERS.includes(config.cutover)) {
-    throw invalidArgument(`cutover must be one of ${CUTOVERS.map((c) => `"${c}"`).join(', ')}, got "${String(config.cutover)}"`);
-  }
-  if (!READY_MODES.includes(config.readyMode)) {
-    throw invalidArgument(`readyMode must be one of ${READY_MODES.map((m) => `"${m}"`).join(', ')}, got "${String(config.readyMode)}"`);
-  }
+  checkForks(config.forks, spell);
+  checkDurations({ readyTimeoutMs: config.readyTimeoutMs, drainTimeoutMs: config.drainTimeoutMs, hookTimeoutMs: config.hookTimeoutMs }, spell);
+  checkDurations({ stableMs: config.stableMs, backoffInitialMs: config.backoffInitialMs, backoffMaxMs: config.backoffMaxMs, backoffResetMs: config.backoffResetMs }, spell, 0);
+  checkWhole(spell('maxSurge'), config.maxSurge, 1, MAX_FORKS);
+  if (config.spares !== undefined) checkWhole(spell('spares'), config.spares, 0, MAX_FORKS);
+  checkOneOf(spell('cutover'), config.cutover, CUTOVERS);
+  checkOneOf(spell('readyMode'), config.readyMode, READY_MODES);
   return config;
 }
 
-export function checkForks(forks: number): void {
-  if (!Number.isInteger(forks) || forks < 1 || forks > MAX_FORKS) {
-    throw invalidArgument(`forks must be a whole number from 1 to ${MAX_FORKS}, got ${forks}`);
-  }
+export function checkForks(forks: number, spell: Spell = optionName): void {
+  checkWhole(spell('forks'), forks, 1, MAX_FORKS);
 }
-
-const READY_MODES: readonly ReadyMode[] = ['listening', 'first-listen', 'message'];
-export const CUTOVERS: readonly Cutover[] = ['ready', 'stable'];
 
 /** The largest delay a Node timer honours (about 24.8 days); beyond it a timer fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-function checkDuration(name: string, value: number, min: number): void {
-  if (!Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
-    throw invalidArgument(`${name} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}, got ${value}`);
+function checkWhole(name: string, value: number, min: number, max: number, unit = ''): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new SettingError(`${name} must be a whole number${unit} from ${min} to ${max}, got ${value}`);
+  }
+}
+
+function checkOneOf<T extends string>(name: string, value: T, allowed: readonly T[]): void {
+  if (!allowed.includes(value)) {
+    throw new SettingError(`${name} must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got "${String(value)}"`);
+  }
+}
+
+/** Durations in milliseconds, each `min` (default 1) to MAX_TIMER_MS; an absent one is not checked. */
+export function checkDurations(durations: Record<string, number | undefined>, spell: Spell = optionName, min = 1): void {
+  for (const [name, value] of Object.entries(durations)) {
+    if (value !== undefined) checkWhole(spell(name), value, min, MAX_TIMER_MS, ' of milliseconds');
   }
 }
 
 /** A per-call duration: absent or 0 means the master's default; anything else must be a valid timer. */
 export function checkCallDurations(durations: Record<string, number | undefined>): void {
-  for (const [name, value] of Object.entries(durations)) {
-    if (value !== undefined && value !== 0) checkDuration(name, value, 1);
-  }
+  checkDurations(Object.fromEntries(Object.entries(durations).filter(([, value]) => value !== 0)));
 }
 
 function resolveHook(hook: string): string {

@@ -3,7 +3,9 @@
  * checks that the master, the CLI and the API share, with no server code.
  */
 import net from 'node:net';
-import { invalidArgument } from './errors.js';
+import { bare, hostPort } from './address.js';
+import { DEFAULTS } from './defaults.js';
+import { invalidArgument, optionName, SettingError, type Spell } from './errors.js';
 
 export type ControlEndpoint = { socket: string } | { address: string; port: number };
 
@@ -17,6 +19,21 @@ export interface ControlSecurity {
   stateDir?: string;
 }
 
+/**
+ * The control endpoint that options name, the API's and the CLI's alike: a
+ * unix socket, or an address and port with the defaults filled in.
+ */
+export function controlEndpoint(options: { socket?: string | undefined; address?: string | undefined; port?: number | undefined }): ControlEndpoint {
+  return options.socket
+    ? { socket: options.socket }
+    : { address: bare(options.address ?? DEFAULTS.address), port: options.port ?? DEFAULTS.port };
+}
+
+/** "127.0.0.1:3000", "[::1]:3000" or "unix:/path": what a gRPC client dials. */
+export function describeEndpoint(endpoint: ControlEndpoint): string {
+  return 'socket' in endpoint ? `unix:${endpoint.socket}` : hostPort(endpoint.address, endpoint.port);
+}
+
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: reachable from this machine only. */
 export function isLoopback(address: string): boolean {
   if (address === 'localhost' || address === '::1') return true;
@@ -24,37 +41,52 @@ export function isLoopback(address: string): boolean {
   return net.isIPv4(v4) && v4.startsWith('127.');
 }
 
+export interface EndpointCheck {
+  /** How the error names the setting (default: the API's option names). */
+  spell?: Spell;
+  /** A client dials a real port; a server may bind port 0 (any free one). */
+  dial?: boolean;
+}
+
+/**
+ * Throws a SettingError for a port or address that cannot be bound or dialled
+ * as given; `names` are the settings that hold them (the control service's,
+ * or the metrics endpoint's).
+ */
+export function checkHostPort(
+  where: { address: string; port: number },
+  { spell = optionName, dial = false }: EndpointCheck = {},
+  names = { address: 'address', port: 'port' },
+): void {
+  const min = dial ? 1 : 0;
+  if (!Number.isInteger(where.port) || where.port < min || where.port > 65535) {
+    throw new SettingError(`${spell(names.port)} must be a whole number from ${min} to 65535, got ${where.port}`);
+  }
+  if (net.isIP(where.address) === 0 && where.address !== 'localhost') {
+    throw new SettingError(`${spell(names.address)} must be an IP address (like 127.0.0.1 or ::1) or localhost, got "${where.address}"`);
+  }
+}
+
+export function checkEndpoint(endpoint: ControlEndpoint, check: EndpointCheck = {}): void {
+  if ('socket' in endpoint) {
+    if (!endpoint.socket) throw new SettingError(`${(check.spell ?? optionName)('socket')} needs a path`);
+    return;
+  }
+  checkHostPort(endpoint, check);
+}
+
 /**
  * Refuses, before anything binds, a control address other machines can reach
  * without TLS, unless `insecure` says so; and TLS settings on a unix socket.
  */
-export function checkControlSecurity(endpoint: ControlEndpoint, security: ControlSecurity = {}): void {
+export function checkControlSecurity(endpoint: ControlEndpoint, security: ControlSecurity = {}, spell: Spell = optionName): void {
   if ('socket' in endpoint) {
     if (security.tls) throw invalidArgument('TLS applies to TCP control, not to a unix socket (its file mode protects it)');
     return;
   }
   if (!security.tls && !security.insecure && !isLoopback(endpoint.address)) {
-    throw invalidArgument(
-      `refusing to serve control on ${endpoint.address} without TLS: give a certificate and key (--tls-cert, --tls-key), or --insecure to accept clear text`,
+    throw new SettingError(
+      `refusing to serve control on ${endpoint.address} without TLS: give ${spell('tls')}, or ${spell('insecure')} to accept clear text`,
     );
-  }
-}
-
-export function describeEndpoint(endpoint: ControlEndpoint): string {
-  if ('socket' in endpoint) return `unix:${endpoint.socket}`;
-  const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
-  return `${host}:${endpoint.port}`;
-}
-
-export function checkEndpoint(endpoint: ControlEndpoint): void {
-  if ('socket' in endpoint) {
-    if (!endpoint.socket) throw invalidArgument('socket path is empty');
-    return;
-  }
-  if (!Number.isInteger(endpoint.port) || endpoint.port < 0 || endpoint.port > 65535) {
-    throw invalidArgument(`port must be a whole number from 0 to 65535, got ${endpoint.port}`);
-  }
-  if (net.isIP(endpoint.address) === 0 && endpoint.address !== 'localhost') {
-    throw invalidArgument(`address must be an IP address (like 127.0.0.1 or ::1), got "${endpoint.address}"`);
   }
 }

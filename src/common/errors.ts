@@ -27,6 +27,25 @@ export class LiveswapError extends Error {
 export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
 
 export const invalidArgument = (message: string) => new LiveswapError(status.INVALID_ARGUMENT, message);
+
+/**
+ * A setting with a value out of its range (INVALID_ARGUMENT), as opposed to a
+ * path the master looked at and refused: the CLI reports it as a usage error
+ * (exit 2), naming its flag.
+ */
+export class SettingError extends LiveswapError {
+  constructor(message: string) {
+    super(status.INVALID_ARGUMENT, message);
+    this.name = 'SettingError';
+  }
+}
+
+/**
+ * How a setting is named in an error: by its option name in the API (the
+ * default), by its flag on the command line (`--ready-timeout`).
+ */
+export type Spell = (setting: string) => string;
+export const optionName: Spell = (setting) => (setting === 'tls' ? 'tls.cert and tls.key' : setting);
 export const failedPrecondition = (message: string, stderrTail: readonly string[] = []) =>
   new LiveswapError(status.FAILED_PRECONDITION, message, stderrTail);
 export const aborted = (message: string) => new LiveswapError(status.ABORTED, message);

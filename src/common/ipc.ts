@@ -7,6 +7,7 @@
  * unwrapped in the worker, so the app receives the plain value even if the
  * value itself happens to look like one of our envelopes.
  */
+import { hostPort } from './address.js';
 
 /** Master → worker: deliver a broadcast value to the app. */
 export interface BroadcastEnvelope {
@@ -59,9 +60,7 @@ export function isAddressMessage(message: unknown): message is AddressMessage {
 /** "127.0.0.1:1337", "[::]:8080", or a unix socket path. */
 export function formatAddress(address: string | { address: string; port: number } | null): string | undefined {
   if (address === null) return undefined;
-  if (typeof address === 'string') return address;
-  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
-  return `${host}:${address.port}`;
+  return typeof address === 'string' ? address : hostPort(address.address, address.port);
 }
 
 export function isMasterEnvelope(message: unknown): message is MasterToWorker {

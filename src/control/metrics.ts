@@ -11,9 +11,10 @@
  * default) or to a network only your scraper can reach.
  */
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
+import { hostPort } from '../common/address.js';
+import { bindFailureReason, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
@@ -189,20 +190,6 @@ export interface MetricsServer {
   /** "127.0.0.1:9464" */
   readonly endpoint: string;
   close(): Promise<void>;
-}
-
-/** Throws INVALID_ARGUMENT for a port or address that cannot be bound as given. */
-export function checkMetricsEndpoint(where: MetricsEndpoint): void {
-  if (!Number.isInteger(where.port) || where.port < 0 || where.port > 65535) {
-    throw invalidArgument(`metricsPort must be a whole number from 0 to 65535, got ${where.port}`);
-  }
-  if (net.isIP(where.address) === 0 && where.address !== 'localhost') {
-    throw invalidArgument(`metricsAddress must be an IP address (like 127.0.0.1 or ::1), got "${where.address}"`);
-  }
-}
-
-function hostPort(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
 /** Serves GET /metrics over HTTP. A bind failure is one LiveswapError naming the address and why. */

@@ -1,15 +1,14 @@
 /** Master values → the wire types generated from the proto. */
 import {
-  ReadyMode as ProtoReadyMode,
   WorkerState as ProtoWorkerState,
   type Transition,
   type Worker,
   type WorkerCounts,
 } from '../gen/liveswap/v1/liveswap.js';
-import { invalidArgument } from '../common/errors.js';
-import type { ReadyMode } from '../common/config.js';
 import type { PoolTransition, WorkerCounts as Counts } from '../supervisor/pool.js';
 import type { WorkerInfo, WorkerStateName } from '../supervisor/worker-handle.js';
+
+export { fromProtoReadyMode, toProtoReadyMode } from '../common/ready-mode.js';
 
 const STATE: Record<WorkerStateName, ProtoWorkerState> = {
   starting: ProtoWorkerState.WORKER_STATE_STARTING,
@@ -20,31 +19,6 @@ const STATE: Record<WorkerStateName, ProtoWorkerState> = {
 
 export function toProtoState(state: WorkerStateName | undefined): ProtoWorkerState {
   return state ? STATE[state] : ProtoWorkerState.WORKER_STATE_UNSPECIFIED;
-}
-
-export function toProtoReadyMode(mode: ReadyMode | undefined): ProtoReadyMode {
-  if (mode === 'listening') return ProtoReadyMode.READY_MODE_LISTENING;
-  if (mode === 'message') return ProtoReadyMode.READY_MODE_MESSAGE;
-  if (mode === 'first-listen') return ProtoReadyMode.READY_MODE_FIRST_LISTEN;
-  return ProtoReadyMode.READY_MODE_UNSPECIFIED;
-}
-
-export function fromProtoReadyMode(mode: ProtoReadyMode): ReadyMode | undefined {
-  switch (mode) {
-    case ProtoReadyMode.READY_MODE_LISTENING:
-      return 'listening';
-    case ProtoReadyMode.READY_MODE_MESSAGE:
-      return 'message';
-    case ProtoReadyMode.READY_MODE_FIRST_LISTEN:
-      return 'first-listen';
-    case ProtoReadyMode.READY_MODE_UNSPECIFIED:
-      return undefined;
-    default:
-      // A number this version does not know (a newer client, or garbage): refuse rather than guess.
-      throw invalidArgument(
-        `ready_mode ${String(mode)} is not a ReadyMode: use 0 (default), 1 (listening), 2 (message) or 3 (first-listen)`,
-      );
-  }
 }
 
 export function toProtoWorker(worker: WorkerInfo): Worker {

@@ -15,11 +15,22 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000 } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return runNode([CLI, ...args], { ...options, what: `liveswap ${args.join(' ')}` });
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** Runs this Node with `args` (a script and its arguments, or `-e CODE`) to its end. */
+export function runNode(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000, what = `node ${args.join(' ')}` }: RunOptions & { what?: string } = {}): Promise<CliResult> {
   return withDeadline(
-    `liveswap ${args.join(' ')}`,
+    what,
     new Promise<CliResult>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk) => (stdout += chunk));

@@ -1,0 +1,74 @@
+/**
+ * The one translation of the command line into the API's options (options.ts
+ * for -s, ConnectOptions for every other command), and back: how an error
+ * names a setting by its flag. No yargs here: start.ts imports it.
+ */
+import type { ConnectOptions } from '../client/index.js';
+import type { Spell } from '../common/errors.js';
+import { fromHere, type MasterOptions } from '../options.js';
+import type { Args } from './args.js';
+
+/** The API option (options.ts) each flag of -s sets, one to one; the TLS files go together as `tls`. */
+const OPTION_OF_FLAG = {
+  forks: 'forks',
+  port: 'port',
+  address: 'address',
+  socket: 'socket',
+  'pre-upgrade': 'preUpgrade',
+  'hook-timeout': 'hookTimeoutMs',
+  'ready-timeout': 'readyTimeoutMs',
+  'drain-timeout': 'drainTimeoutMs',
+  'ready-mode': 'readyMode',
+  'max-surge': 'maxSurge',
+  spares: 'spares',
+  cutover: 'cutover',
+  'stable-ms': 'stableMs',
+  'log-format': 'logFormat',
+  'metrics-port': 'metricsPort',
+  'metrics-address': 'metricsAddress',
+  'state-dir': 'stateDir',
+  insecure: 'insecure',
+} as const satisfies Record<string, keyof MasterOptions>;
+
+const FLAG_OF_OPTION: Record<string, string> = {
+  ...Object.fromEntries(Object.entries(OPTION_OF_FLAG).map(([flag, option]) => [option, `--${flag}`])),
+  tls: '--tls-cert and --tls-key',
+};
+
+/** How an error names a setting on the command line: by its flag. */
+export const flagOf: Spell = (setting) => FLAG_OF_OPTION[setting] ?? setting;
+
+/** `liveswap -s`: the API's options the flags ask for. */
+export function masterOptionsOf(args: Args): MasterOptions {
+  const options: Record<string, unknown> = {};
+  for (const [flag, option] of Object.entries(OPTION_OF_FLAG)) {
+    const value = (args as Record<string, unknown>)[flag];
+    if (value !== undefined && value !== false) options[option] = value;
+  }
+  return {
+    ...(options as Omit<MasterOptions, 'target'>),
+    ...(args.start && { target: args.start }),
+    ...(args['tls-cert'] !== undefined && {
+      tls: { cert: args['tls-cert'], key: args['tls-key']!, ...(args['tls-ca'] !== undefined && { ca: args['tls-ca'] }) },
+    }),
+    foreground: true,
+    spell: flagOf,
+  };
+}
+
+/** Every other command: how the client reaches the master (endpoint, token, TLS). */
+export function clientOptionsOf(args: Args): ConnectOptions {
+  const useTls = Boolean(args.tls || args['tls-ca'] || args['tls-cert'] || args['tls-server-name']);
+  return {
+    ...(args.socket !== undefined ? { socket: args.socket } : { address: args.address, port: args.port }),
+    ...(args.token !== undefined && { token: args.token }),
+    ...(args['state-dir'] !== undefined && { stateDir: fromHere(args['state-dir']) }),
+    ...(useTls && {
+      tls: {
+        ...(args['tls-ca'] !== undefined && { ca: fromHere(args['tls-ca']) }),
+        ...(args['tls-cert'] !== undefined && { cert: fromHere(args['tls-cert']), key: fromHere(args['tls-key']!) }),
+        ...(args['tls-server-name'] !== undefined && { serverName: args['tls-server-name'] }),
+      },
+    }),
+  };
+}

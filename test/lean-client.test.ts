@@ -1,0 +1,52 @@
+/**
+ * A client loads what a client needs: `liveswap --status`, `-m` and `-u`, and
+ * `import { connect } from 'liveswap'`, load nothing of the master (run.ts,
+ * src/supervisor, src/control, winston, prom-client, node:cluster). The
+ * probe (fixtures/module-probe.mjs) lists what a real process loaded.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { freePort, get } from './helpers/net.js';
+import { CLI, fixture, ROOT } from './helpers/paths.js';
+import { runNode, startMaster } from './helpers/processes.js';
+
+const PROBE = ['--import', pathToFileURL(fixture('module-probe.mjs')).href];
+const MASTER_PARTS = /\/src\/run\.js|\/src\/supervisor\/|\/src\/control\/|\/node_modules\/(winston|prom-client)\/|node:cluster/;
+
+function loaded(stderr: string): string[] {
+  return [...stderr.matchAll(/^probe: (.*)$/gm)].map((m) => m[1]!);
+}
+
+test('client commands and connect() load nothing of the master', async (t) => {
+  const port = await freePort();
+  const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+
+  const commands = [['--status'], ['-m', 'hello'], ['-u', fixture('v2.js')]];
+  for (const args of commands) {
+    const run = await runNode([...PROBE, CLI, ...args, ...master.via]);
+    assert.equal(run.code, 0, `liveswap ${args.join(' ')}: ${run.stderr}`);
+    assert.deepEqual(loaded(run.stderr).filter((url) => MASTER_PARTS.test(url)), [], `liveswap ${args.join(' ')}`);
+  }
+  assert.equal((await get(port)).body, 'v2', 'the upgrade ran');
+
+  const api = pathToFileURL(path.join(ROOT, 'dist', 'src', 'index.js')).href;
+  const script = `const { connect } = await import(${JSON.stringify(api)});
+    const client = connect({ socket: ${JSON.stringify(master.socket)} });
+    console.log((await client.status()).counts.ready);
+    client.close();`;
+  const run = await runNode([...PROBE, '--input-type=module', '-e', script]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout.trim(), '1');
+  assert.ok(loaded(run.stderr).includes(api), 'the probe saw the API load');
+  assert.deepEqual(loaded(run.stderr).filter((url) => MASTER_PARTS.test(url)), [], 'connect()');
+
+  // The probe does see the master's parts where they are loaded.
+  const control = await runNode([...PROBE, '--input-type=module', '-e', `await import(${JSON.stringify(api)}.replace('index.js', 'run.js'))`]);
+  assert.equal(control.code, 0, control.stderr);
+  for (const part of ['/src/run.js', '/src/supervisor/master.js', '/node_modules/winston/', 'node:cluster']) {
+    assert.ok(loaded(control.stderr).some((url) => url.includes(part)), `the probe sees ${part} when run.js loads`);
+  }
+});
