@@ -112,7 +112,8 @@ test('a pre-upgrade hook that SIGKILLs itself, exits, throws later or hangs: a v
   const master = await startMaster(fixture('v1.js'), {
     forks: 2,
     env: { APP_PORT: String(port) },
-    args: ['--pre-upgrade', fixture('hook-misbehaves.js'), '--hook-timeout', '1000'],
+    // The timeout also covers starting the hook's process and loading it: room for a loaded machine.
+    args: ['--pre-upgrade', fixture('hook-misbehaves.js'), '--hook-timeout', '3000'],
   });
   t.after(() => master.stop());
   const before = await master.client.status();
@@ -121,7 +122,7 @@ test('a pre-upgrade hook that SIGKILLs itself, exits, throws later or hangs: a v
     ['sigkill', /^pre-upgrade hook was killed by SIGKILL without answering: hook running in mode sigkill$/],
     ['exit', /^pre-upgrade hook exited with code 1 without answering: hook running in mode exit$/],
     ['async-throw', /^pre-upgrade hook exited with code 1 without answering: Error: hook blew up later$/],
-    ['hang', /^pre-upgrade hook did not answer within 1000 ms$/],
+    ['hang', /^pre-upgrade hook did not answer within 3000 ms$/],
   ] as const) {
     const error = await expectGrpcError(
       master.client.upgrade({ target: fixture('v2.js'), hookData: { mode } }),

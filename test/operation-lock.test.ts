@@ -4,11 +4,13 @@
  * progress, change nothing, and the first upgrade still completes.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import type { UpgradeResponse } from '../src/client/index.js';
 import { freePort, get } from './helpers/net.js';
-import { fixture } from './helpers/paths.js';
+import { fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
 import { expectGrpcError } from './helpers/grpc.js';
 import { lines } from './helpers/proc-tree.js';
@@ -16,13 +18,15 @@ import { waitFor, withDeadline } from './helpers/wait.js';
 
 test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upgrade completes', async (t) => {
   const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '1500' } });
+  // The new workers boot only once the gate file exists: the first upgrade runs until the test opens it.
+  const gate = path.join(tempDir(), 'boot-gate');
+  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_GATE: gate } });
   t.after(() => master.stop());
   const before = await master.client.status();
   assert.equal(before.operation, '');
 
   let firstDone = false;
-  const first = master.client.upgrade({ target: fixture('slow-boot.js') });
+  const first = master.client.upgrade({ target: fixture('slow-boot.js'), readyTimeoutMs: 60_000 });
   const firstSettled = first.then(
     (result) => ({ result, error: undefined }),
     (error: Error) => ({ result: undefined as UpgradeResponse | undefined, error }),
@@ -56,6 +60,7 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   // The first upgrade is unaffected and completes.
+  fs.writeFileSync(gate, '');
   const { result, error } = await withDeadline('the first upgrade', firstSettled, 15_000);
   assert.equal(error, undefined, `the first upgrade failed: ${error?.message}`);
   assert.equal(result!.generation, 2, 'the rejected calls used no generation number');

@@ -1,5 +1,5 @@
 /**
- * Process-tree and output helpers for the hook, watch and operation-lock tests.
+ * Process-tree and output helpers for the hook, watch, operation-lock and node-line tests.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -55,6 +55,15 @@ export function cpuSeconds(pid: number): number {
 export function commandLine(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The executable a process runs, symlinks resolved ('' once it is gone). */
+export function executable(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
   } catch {
     return '';
   }

@@ -53,9 +53,12 @@ export interface CliProcess {
 /**
  * A long-running CLI command (e.g. --watch) as a real process. The caller's
  * test kills it if it is still running at the end and checks that it is gone.
+ * With `viaShebang` the CLI file is executed itself, as an installed
+ * `liveswap` is: its `#!/usr/bin/env node` picks the first node on PATH.
  */
-export function spawnCli(t: { after(fn: () => Promise<void>): void }, args: string[]): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(t: { after(fn: () => Promise<void>): void }, args: string[], { viaShebang = false } = {}): CliProcess {
+  const [command, argv] = viaShebang ? [CLI, args] : [process.execPath, [CLI, ...args]];
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
