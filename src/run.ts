@@ -143,16 +143,17 @@ function becomeForegroundMaster(master: Master, log: Logger): void {
       }
     });
   }
-  // SIGHUP reloads in place: an upgrade to the current target, one worker at
-  // a time. One at a time: a SIGHUP while an operation runs is logged and
-  // dropped, never queued.
+  // SIGHUP reloads in place: an upgrade to the current target as it was
+  // given, resolved again, so after `current -> releases/N+1` it moves to
+  // the new release. One at a time: a SIGHUP while an operation runs is
+  // logged and dropped, never queued.
   process.on('SIGHUP', () => {
-    const { target, operation } = master.status();
+    const { requestedTarget, operation } = master.status();
     if (master.isStopping) return log.warn('SIGHUP ignored: the master is stopping');
-    if (!target) return log.warn('SIGHUP ignored: nothing has been started yet, so there is nothing to reload');
+    if (!requestedTarget) return log.warn('SIGHUP ignored: nothing has been started yet, so there is nothing to reload');
     if (operation) return log.warn(`SIGHUP ignored: ${operation} in progress; send it again once it has finished`);
-    log.info(`SIGHUP: reloading ${target} (an upgrade to the same target)`);
-    master.upgrade(target).then(
+    log.info(`SIGHUP: reloading ${requestedTarget} (an upgrade to what it names now)`);
+    master.upgrade(requestedTarget).then(
       (result) => log.info(`SIGHUP reload done: generation ${result.generation} on ${result.workers.length} worker(s)`),
       (error: Error) => log.warn(`SIGHUP reload failed: ${error.message}`),
     );

@@ -71,6 +71,8 @@ export interface MasterStatus {
   counts: WorkerCounts;
   generation: number;
   target: string;
+  /** The current target as it was given, before symlinks were resolved: what a reload resolves again. */
+  requestedTarget: string;
   forks: number;
   operation: OperationName | '';
   masterPid: number;
@@ -108,6 +110,17 @@ export interface MasterEvents {
   stopped: [];
 }
 
+/**
+ * A release: what its workers run (`target`, the real file a symlink named
+ * when the release began) and the path as it was given (`requested`). Kill
+ * and crash respawns run `target`, so a `current -> releases/N` link moved
+ * meanwhile never changes the code of a running release; only an upgrade
+ * (Upgrade, SIGHUP's reload of `requested`) moves to the new link target.
+ */
+interface Release extends LaunchSpec {
+  requested: string;
+}
+
 interface RunningOperation {
   name: OperationName;
   startedAt: number;
@@ -124,7 +137,7 @@ interface RunningOperation {
 export class Master extends EventEmitter<MasterEvents> {
   readonly pool: Pool;
   readonly startedAt = new Date();
-  private current: LaunchSpec | undefined;
+  private current: Release | undefined;
   private lastGeneration = 0;
   private operation: RunningOperation | undefined;
   private stopping: Promise<DieResult> | undefined;
@@ -160,6 +173,7 @@ export class Master extends EventEmitter<MasterEvents> {
       counts: this.pool.counts(),
       generation: this.current?.generation ?? 0,
       target: this.current?.target ?? '',
+      requestedTarget: this.current?.requested ?? '',
       forks: this.config.forks,
       operation: this.stopping ? 'die' : (this.operation?.name ?? ''),
       masterPid: process.pid,
@@ -186,7 +200,7 @@ export class Master extends EventEmitter<MasterEvents> {
         );
       }
       const forks = options.forks ?? this.config.forks;
-      const spec = this.nextRelease(file, options.readyMode);
+      const spec = this.nextRelease(file, target, options.readyMode);
       const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
       const workers = Array.from({ length: forks }, () => this.pool.spawn(spec, { readyTimeoutMs }));
       const failed = await cancellable(allReadyOrFirstFailure(workers), signal);
@@ -217,7 +231,7 @@ export class Master extends EventEmitter<MasterEvents> {
       began = startedAt;
       if (this.config.preUpgrade) await this.askHook(file, from, options.hookData, signal);
       hookPassed = true;
-      const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
+      const to = this.nextRelease(file, target, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
       const outcome = await rollingUpgrade({
         pool: this.pool,
@@ -358,8 +372,8 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
-    return { target, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
+  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined): Release {
+    return { target, requested, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
   }
 
   private async askHook(
