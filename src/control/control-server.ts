@@ -14,7 +14,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../common/token-file.js';
+import { ensureStateDir, removeTokenFile, stateDir, tokenFilePaths, writeTokenFile } from '../common/token-file.js';
 import { generateToken, tokenInterceptor } from './auth.js';
 import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -25,8 +25,10 @@ import { createService, LiveswapServiceService, type ServiceOptions } from './se
 export interface ControlServer {
   /** Where clients connect: "127.0.0.1:3000", "[::1]:3000" or "unix:/path". */
   readonly target: string;
-  /** The token file (TCP only). */
+  /** The token file a client on the default loopback address reads (TCP only). */
   readonly tokenFile: string | undefined;
+  /** Every token file written: one per loopback address that reaches the master (see token-file.ts). */
+  readonly tokenFiles: readonly string[];
   close(): Promise<void>;
 }
 
@@ -121,7 +123,7 @@ export async function startControlServer(
   addReflectionService(server, log);
 
   let target: string;
-  let tokenFile: string | undefined;
+  const tokenFiles: string[] = [];
   try {
     if ('socket' in endpoint) {
       const socketPath = path.resolve(endpoint.socket);
@@ -146,12 +148,15 @@ export async function startControlServer(
         throw explainBindError(requested, error as Error);
       }
       target = describeEndpoint({ address: endpoint.address, port });
-      tokenFile = tokenFilePath(endpoint.address, port, security.stateDir);
-      try {
-        writeTokenFile(tokenFile, token!);
-      } catch (error) {
-        server.forceShutdown();
-        throw invalidArgument(`cannot write the control token to ${tokenFile}: ${(error as Error).message}`);
+      for (const file of tokenFilePaths(endpoint.address, port, security.stateDir)) {
+        try {
+          writeTokenFile(file, token!);
+        } catch (error) {
+          for (const written of tokenFiles) removeTokenFile(written, token!);
+          server.forceShutdown();
+          throw invalidArgument(`cannot write the control token to ${file}: ${(error as Error).message}`);
+        }
+        tokenFiles.push(file);
       }
     }
   } catch (error) {
@@ -161,7 +166,7 @@ export async function startControlServer(
   const protection =
     'socket' in endpoint
       ? 'unix socket mode 0600'
-      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFile}`;
+      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFiles.join(' and ')}`;
   log.info(`control service listening on ${target} (${protection})`);
   if (!('socket' in endpoint) && !security.tls && !isLoopback(endpoint.address)) {
     log.warn(`insecure: control on ${target} has no TLS; the token and every call cross the network in clear text`);
@@ -170,11 +175,12 @@ export async function startControlServer(
   let closing: Promise<void> | undefined;
   return {
     target,
-    tokenFile,
+    tokenFile: tokenFiles[0],
+    tokenFiles,
     close() {
       closing ??= new Promise<void>((resolve) => {
         stopHealth();
-        if (tokenFile) removeTokenFile(tokenFile, token!);
+        for (const file of tokenFiles) removeTokenFile(file, token!);
         service.endStreams();
         const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
         server.tryShutdown(() => {
