@@ -61,6 +61,8 @@ export function serverCredentials(security: ControlSecurity = {}): ServerCredent
 }
 
 const SHUTDOWN_GRACE_MS = 2000;
+/** sun_path holds 108 bytes on Linux, 104 on macOS, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 /** Is something accepting connections on this unix socket? */
 function socketIsLive(socketPath: string): Promise<boolean> {
@@ -88,6 +90,51 @@ async function prepareSocket(socketPath: string): Promise<void> {
     throw new LiveswapError(Status.ALREADY_EXISTS, `another process is listening on ${socketPath} (is a liveswap master running?)`);
   }
   fs.unlinkSync(socketPath);
+}
+
+/**
+ * Binds the control socket with mode 0600 from the first moment anyone else
+ * could reach it, without touching the umask: that is process-wide, so a
+ * file the host app creates or a child it spawns meanwhile would get it. The
+ * socket is bound inside a fresh private directory next to the requested
+ * path (mkdtemp makes it 0700: nobody else can reach what is inside), made
+ * 0600, then hard-linked into place, which fails rather than replace
+ * anything that appeared there since prepareSocket looked. The private
+ * directory is short-named (12 bytes under the parent, like a 12-character
+ * socket name) because a unix socket path is limited to 107 bytes.
+ */
+async function bindPrivately(server: Server, socketPath: string, credentials: ServerCredentials): Promise<void> {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw invalidArgument(
+      `socket path ${socketPath} is ${Buffer.byteLength(socketPath)} bytes long; a unix socket path may have at most ${MAX_SOCKET_PATH_BYTES}`,
+    );
+  }
+  let privateDir: string;
+  try {
+    privateDir = fs.mkdtempSync(path.join(path.dirname(socketPath), '.ls-'));
+  } catch (error) {
+    throw explainBindError(`unix:${socketPath}`, error as Error);
+  }
+  const inside = path.join(privateDir, 's');
+  try {
+    try {
+      await bind(server, `unix:${inside}`, credentials);
+    } catch (error) {
+      throw explainBindError(`unix:${socketPath}`, error as Error);
+    }
+    fs.chmodSync(inside, 0o600);
+    try {
+      fs.linkSync(inside, socketPath);
+    } catch (error) {
+      server.forceShutdown();
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new LiveswapError(Status.ALREADY_EXISTS, `another process created ${socketPath} while this master was binding it`);
+      }
+      throw explainBindError(`unix:${socketPath}`, error as Error);
+    }
+  } finally {
+    fs.rmSync(privateDir, { recursive: true, force: true });
+  }
 }
 
 function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
@@ -129,16 +176,7 @@ export async function startControlServer(
       const socketPath = path.resolve(endpoint.socket);
       await prepareSocket(socketPath);
       target = `unix:${socketPath}`;
-      // Created 0600 from the start: there is no moment a stranger could connect.
-      const previousUmask = process.umask(0o177);
-      try {
-        await bind(server, target, credentials);
-      } catch (error) {
-        throw explainBindError(target, error as Error);
-      } finally {
-        process.umask(previousUmask);
-      }
-      fs.chmodSync(socketPath, 0o600);
+      await bindPrivately(server, socketPath, credentials);
     } else {
       const requested = describeEndpoint(endpoint);
       let port: number;
