@@ -1,6 +1,7 @@
 /**
  * Signals to a real foreground master (`liveswap -s`): SIGTERM drains and
- * exits 0, SIGHUP reloads in place (one reload at a time), and SIGKILL leaves
+ * exits 0, SIGHUP reloads in place (one reload at a time; a master whose
+ * terminal closes stops instead: terminal.test.ts), and SIGKILL leaves
  * no worker behind — not one busy in a long request, not one whose app
  * ignores the IPC disconnect, not one that left the cluster in a drain and
  * winds down on its own, nor the pre-upgrade hook process. (SIGINT, and the
@@ -31,7 +32,8 @@ test('SIGTERM drains every worker, lets the in-flight request finish, and exits 
 
 test('SIGHUP reloads in place: new workers on the same target, generation + 1; a second SIGHUP meanwhile is ignored', async (t) => {
   const port = await freePort();
-  const master = await startMaster(fixture('slow-boot.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '500' } });
+  // With no controlling terminal, as under systemd (ExecReload=kill -HUP $MAINPID).
+  const master = await startMaster(fixture('slow-boot.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '500' }, noTerminal: true });
   t.after(() => master.stop());
   const before = await master.client.status();
   assert.equal(before.generation, 1);

@@ -97,6 +97,8 @@ export interface StartMasterOptions {
   address?: string;
   /** Extra options of `client` (TLS, token) with `tcp`. */
   clientOptions?: ConnectOptions;
+  /** Start the master in a session of its own, with no controlling terminal (as systemd does). */
+  noTerminal?: boolean;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
@@ -107,6 +109,7 @@ export async function startMaster(target: string | undefined, options: StartMast
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.noTerminal ?? false,
   });
   let stdout = '';
   let stderr = '';
