@@ -12,12 +12,9 @@
  * target.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { connect } from '../src/client/index.js';
-import { runMaster } from '../src/run.js';
-import { stuckWatcher } from '../test/helpers/grpc.js';
+import { masterWithStuckWatcher } from '../test/helpers/grpc.js';
 import { freePort, get } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import { startMaster, type MasterProcess, type StartMasterOptions } from '../test/helpers/processes.js';
@@ -45,6 +42,13 @@ async function withMaster<T>(target: string, options: StartMasterOptions, use: (
   } finally {
     await master.stop();
   }
+}
+
+/** One sample from each of RUNS masters, started afresh. */
+async function inFreshMasters(target: string, options: StartMasterOptions, sample: (master: MasterProcess, appPort: number) => Promise<number>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < RUNS; i++) samples.push(await withMaster(target, options, sample));
+  return samples;
 }
 
 async function timed(operation: () => Promise<unknown>): Promise<number> {
@@ -78,21 +82,14 @@ const measures: Measure[] = [
     unit: 'ms',
     target: 2000,
     test: 'crash, signals: expectGone',
-    async run() {
-      const times: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        times.push(
-          await withMaster('v1.js', { forks: 2 }, async (master) => {
-            const pids = (await master.client.status()).workers.map((w) => w.pid);
-            master.child.kill('SIGKILL');
-            const killedAt = performance.now();
-            await waitFor('every worker to exit', () => pids.every((pid) => !isAlive(pid)), { timeoutMs: 15_000, intervalMs: 5 });
-            return performance.now() - killedAt;
-          }),
-        );
-      }
-      return times;
-    },
+    run: () =>
+      inFreshMasters('v1.js', { forks: 2 }, async (master) => {
+        const pids = (await master.client.status()).workers.map((w) => w.pid);
+        master.child.kill('SIGKILL');
+        const killedAt = performance.now();
+        await waitFor('every worker to exit', () => pids.every((pid) => !isAlive(pid)), { timeoutMs: 15_000, intervalMs: 5 });
+        return performance.now() - killedAt;
+      }),
   },
   {
     what: 'Upgrade and Kill refused (ABORTED) while an upgrade runs',
@@ -118,20 +115,8 @@ const measures: Measure[] = [
     target: 1000,
     test: 'watchers: the stuck watcher is reset, every call answered',
     async run() {
-      process.env.APP_PORT = String(await freePort());
-      const running = await runMaster({
-        target: fixture('v1.js'),
-        forks: 2,
-        control: { address: '127.0.0.1', port: 0 },
-        watchBufferEvents: 16,
-        log: { level: 'error' },
-        workerOutput: 'ignore',
-      });
-      const endpoint = running.control!.target;
-      const client = connect({ port: Number(endpoint.split(':')[1]) });
-      const watcher = stuckWatcher(endpoint, fs.readFileSync(running.control!.tokenFile!, 'utf8').trim());
+      const { client, stop } = await masterWithStuckWatcher(await freePort(), 16);
       try {
-        await waitFor('the stuck watcher to be registered', async () => (await client.status()).watchers === 1);
         const times: number[] = [];
         for (let i = 0; i < Math.max(4, RUNS); i++) {
           await client.kill();
@@ -139,10 +124,7 @@ const measures: Measure[] = [
         }
         return times;
       } finally {
-        watcher.destroy();
-        client.close();
-        await running.master.die({ force: true });
-        await running.stopped;
+        await stop();
       }
     },
   },
@@ -206,26 +188,19 @@ const measures: Measure[] = [
     unit: 'ms',
     target: 5000,
     test: 'crash: stopped by SIGKILL, not at the drain timeout',
-    async run() {
-      const times: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        times.push(
-          await withMaster('v1.js', { forks: 1, args: ['--drain-timeout', '60000'] }, async (master, appPort) => {
-            const endless = get(appPort, '/slow?ms=60000').catch(() => undefined);
-            await waitFor('the app to answer', async () => (await get(appPort)).body === 'v1');
-            master.child.kill('SIGINT');
-            await waitFor('the worker to be draining', () => /ready → draining: master stopping/.test(master.stderr()));
-            const elapsed = await timed(() => {
-              master.child.kill('SIGINT');
-              return master.exited;
-            });
-            await endless;
-            return elapsed;
-          }),
-        );
-      }
-      return times;
-    },
+    run: () =>
+      inFreshMasters('v1.js', { forks: 1, args: ['--drain-timeout', '60000'] }, async (master, appPort) => {
+        const endless = get(appPort, '/slow?ms=60000').catch(() => undefined);
+        await waitFor('the app to answer', async () => (await get(appPort)).body === 'v1');
+        master.child.kill('SIGINT');
+        await waitFor('the worker to be draining', () => /ready → draining: master stopping/.test(master.stderr()));
+        const elapsed = await timed(() => {
+          master.child.kill('SIGINT');
+          return master.exited;
+        });
+        await endless;
+        return elapsed;
+      }),
   },
 ];
 
