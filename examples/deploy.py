@@ -41,6 +41,11 @@ def token_file(address, state_dir):
         or (os.path.join(os.environ["XDG_RUNTIME_DIR"], "liveswap") if os.environ.get("XDG_RUNTIME_DIR") else None)
         or os.path.join(os.path.expanduser("~"), ".liveswap")
     )
+    # Named by the loopback address the dial reaches: a master on 0.0.0.0 or
+    # localhost writes 127.0.0.1_PORT.token (and one for ::1).
+    if host.lower().startswith("::ffff:") and host.count(".") == 3:
+        host = host[len("::ffff:"):]
+    host = {"0.0.0.0": "127.0.0.1", "localhost": "127.0.0.1", "::": "::1"}.get(host, host)
     return os.path.join(directory, "%s_%s.token" % (host.replace(":", "-"), port))
 
 

@@ -2,11 +2,10 @@
  * Assembles a running master: logger, pool, control server and output
  * reporting. Shared by the CLI (`liveswap -s`) and the API (`liveswap()`).
  */
-import * as grpc from '@grpc/grpc-js';
-import { format } from 'node:util';
 import { checkControlSecurity, checkEndpoint, checkHostPort, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
 import { serverCredentials, startControlServer, type ControlServer } from './control/control-server.js';
 import { invalidArgument, optionName, unavailable, type Spell } from './common/errors.js';
+import { becomeForegroundMaster } from './foreground.js';
 import { checkPreUpgradeHook } from './supervisor/hook.js';
 import { resolveTarget } from './common/target.js';
 import type { Launcher } from './supervisor/launcher.js';
@@ -127,42 +126,4 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   }
   if (options.target) await master.start(options.target).catch(giveUp);
   return { master, control, log, metrics: metricsServer, stopped };
-}
-
-/**
- * The CLI's master owns its process: SIGINT/SIGTERM stop it gracefully (a
- * second one kills the workers at once), a reader that went away (`| head`)
- * must not take the master down with EPIPE, and grpc-js's own log lines go
- * to our log instead of breaking the one-line error contract.
- */
-function becomeForegroundMaster(master: Master, log: Logger): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (master.isStopping) {
-        log.warn(`${signal} again: killing the workers without waiting for them to drain`);
-        void master.die({ force: true });
-      } else {
-        log.info(`${signal}: stopping gracefully (send it again to kill the workers at once)`);
-        void master.die();
-      }
-    });
-  }
-  // SIGHUP reloads in place: an upgrade to the current target, one worker at
-  // a time. One at a time: a SIGHUP while an operation runs is logged and
-  // dropped, never queued.
-  process.on('SIGHUP', () => {
-    const { target, operation } = master.status();
-    if (master.isStopping) return log.warn('SIGHUP ignored: the master is stopping');
-    if (!target) return log.warn('SIGHUP ignored: nothing has been started yet, so there is nothing to reload');
-    if (operation) return log.warn(`SIGHUP ignored: ${operation} in progress; send it again once it has finished`);
-    log.info(`SIGHUP: reloading ${target} (an upgrade to the same target)`);
-    master.upgrade(target).then(
-      (result) => log.info(`SIGHUP reload done: generation ${result.generation} on ${result.workers.length} worker(s)`),
-      (error: Error) => log.warn(`SIGHUP reload failed: ${error.message}`),
-    );
-  });
-  // Writes to a closed pipe fail with EPIPE; the output is lost either way, the workers are not.
-  process.stdout.on('error', () => {});
-  process.stderr.on('error', () => {});
-  grpc.setLogger({ error: (...args: unknown[]) => log.debug(`grpc: ${format(...args)}`) });
 }

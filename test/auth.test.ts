@@ -13,9 +13,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import liveswap, { connect, LiveswapError, type LiveswapClient } from 'liveswap';
 import { generateToken } from '../src/control/auth.js';
+import { tokenFilePath, tokenFilePaths } from '../src/common/token-file.js';
 import { expectGrpcError } from './helpers/grpc.js';
 import { freePort } from './helpers/net.js';
-import { fixture, tempDir } from './helpers/paths.js';
+import { fixture, STATE_DIR, tempDir } from './helpers/paths.js';
 import { runCli, startMaster } from './helpers/processes.js';
 
 function oneLine(stderr: string): string {
@@ -104,6 +105,54 @@ test('TCP control: every RPC needs the token; the CLI and connect() find it in t
   assert.ok(!master.stderr().includes(token) && !master.stdout().includes(token), 'the token is never logged');
   await master.stop();
   assert.equal(fs.existsSync(tokenFile), false, 'a clean exit removes the token file');
+});
+
+test('a master on 0.0.0.0 or localhost: a client on the default address, or on the address the master reported, finds its token', async (t) => {
+  // The port is a free one, not the default 3000, which another program on a shared machine may hold.
+  for (const [address, extra] of [['0.0.0.0', ['--insecure']], ['localhost', []]] as const) {
+    const master = await startMaster(fixture('v1.js'), { tcp: true, address, forks: 1, args: [...extra], env: { APP_PORT: String(await freePort()) } });
+    t.after(() => master.stop());
+    const [, reported] = /control service listening on (\S+):\d+ /.exec(master.stderr())!;
+    const port = String(master.port);
+
+    // connect() with no address (the helper's client), and with the one the master reported.
+    assert.equal((await master.client.status()).masterPid, master.pid, `connect({ port }) to a master on ${address}`);
+    const atReported = connect({ address: reported!.replace(/^\[(.*)\]$/, '$1'), port: master.port });
+    assert.equal((await atReported.status()).masterPid, master.pid, `connect() to ${reported}`);
+    atReported.close();
+    // The CLI the same two ways.
+    for (const args of [['-p', port], ['-a', reported!, '-p', port]]) {
+      const result = await runCli(['--status', '--json', ...args]);
+      assert.equal(result.code, 0, `liveswap --status ${args.join(' ')} against a master on ${address}: ${result.stderr}`);
+      assert.equal(JSON.parse(result.stdout).masterPid, master.pid);
+    }
+    await master.stop();
+    assert.deepEqual(fs.readdirSync(STATE_DIR).filter((name) => name.endsWith(`_${port}.token`)), [], 'a clean exit removes every token file it wrote');
+  }
+});
+
+test('token file names: a master writes one per loopback address a local client dials to reach it; a client reads the one it dials', () => {
+  const dir = '/state';
+  const name = (file: string) => path.basename(file);
+  assert.deepEqual(tokenFilePaths('127.0.0.1', 3000, dir).map(name), ['127.0.0.1_3000.token']);
+  assert.deepEqual(tokenFilePaths('::1', 3000, dir).map(name), ['--1_3000.token']);
+  assert.deepEqual(tokenFilePaths('0.0.0.0', 3000, dir).map(name), ['127.0.0.1_3000.token']);
+  assert.deepEqual(tokenFilePaths('localhost', 3000, dir).map(name), ['127.0.0.1_3000.token', '--1_3000.token']);
+  assert.deepEqual(tokenFilePaths('10.1.2.3', 3000, dir).map(name), ['10.1.2.3_3000.token']);
+  for (const [dialled, file] of [
+    ['127.0.0.1', '127.0.0.1_3000.token'],
+    ['0.0.0.0', '127.0.0.1_3000.token'],
+    ['localhost', '127.0.0.1_3000.token'],
+    ['::ffff:127.0.0.1', '127.0.0.1_3000.token'],
+    ['::', '--1_3000.token'],
+    ['::1', '--1_3000.token'],
+    ['10.1.2.3', '10.1.2.3_3000.token'],
+  ]) {
+    assert.equal(name(tokenFilePath(dialled!, 3000, dir)), file, `a client dialling ${dialled}`);
+  }
+  // `::` serves IPv4 as well unless the system makes IPv6 sockets IPv6-only.
+  const v4Too = !fs.existsSync('/proc/sys/net/ipv6/bindv6only') || fs.readFileSync('/proc/sys/net/ipv6/bindv6only', 'utf8').trim() === '0';
+  assert.deepEqual(tokenFilePaths('::', 3000, dir).map(name), v4Too ? ['--1_3000.token', '127.0.0.1_3000.token'] : ['--1_3000.token']);
 });
 
 test('no generated token starts with "-", which the CLI would read as flags after --token', () => {

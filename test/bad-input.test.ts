@@ -226,10 +226,10 @@ test('calls to a master that is stopping: UNAVAILABLE "the master is shutting do
   const port = await freePort();
   const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
-  // A slow request keeps the drain going for a while.
-  const inFlight = get(port, '/slow?ms=1500');
+  // A slow request keeps the drain going for a while: room for every call below and a CLI start-up, on a loaded machine too.
+  const inFlight = get(port, '/slow?ms=5000', undefined, 30_000);
   await waitFor('the app to answer', async () => (await get(port)).body === 'v1');
-  const dying = master.client.die({ drainTimeoutMs: 5000 });
+  const dying = master.client.die({ drainTimeoutMs: 20_000 });
   await waitFor('the master to be stopping', async () => (await master.client.status()).operation === 'die');
 
   const c = master.client;

@@ -42,7 +42,7 @@ test('SIGKILL of the master: every worker exits on its own, and the stale socket
   first.child.kill('SIGKILL');
   await first.exited;
   // No orphans: cluster workers leave when their IPC channel to the master closes.
-  await expectGone(pids, 2000);
+  await expectGone(pids);
   await first.stop(); // checks every pid it ever logged, the master's included
 
   // The killed master left its socket file behind; a new master on the same path must still start.
@@ -84,11 +84,12 @@ test('SIGINT drains gracefully; a second SIGINT stops waiting', async (t) => {
   await waitFor('the endless request to be in flight', async () => (await get(port2)).body === 'v1');
   stuck.child.kill('SIGINT');
   await waitFor('the worker to be draining', () => /ready → draining: master stopping/.test(stuck.stderr()));
-  const forcedAt = Date.now();
   stuck.child.kill('SIGINT');
-  assert.equal(await withDeadline('forced exit', stuck.exited, 5000), 0);
-  assert.ok(Date.now() - forcedAt < 5000);
+  // Well inside the 60 s drain timeout, and killed by the second SIGINT, not by that timeout.
+  assert.equal(await withDeadline('forced exit', stuck.exited, 30_000), 0);
   assert.match(stuck.stderr(), /SIGINT again: killing the workers without waiting for them to drain/);
+  assert.match(stuck.stderr(), /draining → exited: stopped \(was killed by SIGKILL\)/);
+  assert.doesNotMatch(stuck.stderr(), /killed at the drain timeout/);
   assert.ok((await endless) instanceof Error, 'the endless request was cut by the forced stop');
 });
 

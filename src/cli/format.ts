@@ -19,8 +19,9 @@ export function describeTransition(t: Transition): string {
 
 export function statusText(s: GetStatusResponse): string {
   const c = s.counts ?? { starting: 0, ready: 0, draining: 0 };
+  const via = s.requestedTarget && s.requestedTarget !== s.target ? ` (as given: ${s.requestedTarget})` : '';
   const head = s.target
-    ? `generation ${s.generation}: ${s.target}`
+    ? `generation ${s.generation}: ${s.target}${via}`
     : 'no target started yet';
   const mode = READY_ON[readyModeName(s.readyMode) ?? 'listening'];
   const lines = [

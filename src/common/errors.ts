@@ -57,5 +57,7 @@ export function bindFailureReason(error: Error): string {
   if (/EADDRINUSE/.test(text)) return 'address already in use';
   if (/EACCES/.test(text)) return 'permission denied';
   if (/EADDRNOTAVAIL/.test(text)) return 'address not available on this machine';
+  if (/ENOENT|ENOTDIR/.test(text)) return 'no such file or directory';
+  if (/EROFS/.test(text)) return 'read-only file system';
   return text;
 }

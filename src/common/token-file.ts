@@ -4,9 +4,13 @@
  *
  * State directory, first that applies: the `stateDir` option (`--state-dir`),
  * `$LIVESWAP_STATE_DIR`, `$XDG_RUNTIME_DIR/liveswap`, `~/.liveswap`. It is
- * created with mode 0700. One file per control address, e.g.
- * `127.0.0.1_3000.token` (`::1` becomes `--1`), mode 0600, removed when the
- * master stops cleanly. Shared by the master and every client.
+ * created with mode 0700. Files are named by the loopback address a client
+ * on this machine dials, and the port: `127.0.0.1_3000.token` (`::1` becomes
+ * `--1`), mode 0600, removed when the master stops cleanly. A master bound
+ * to a wildcard or to `localhost` writes one per loopback address that
+ * reaches it, so a client on the default address (or on the address the
+ * master reported) finds the token whatever `-a` the master was given.
+ * Shared by the master and every client.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,12 +28,46 @@ export function stateDir(explicit?: string): string {
   return path.join(os.homedir(), '.liveswap');
 }
 
-export function tokenFileName(address: string, port: number): string {
+/**
+ * The address a client that dials `address` reaches, as its token file is
+ * named: dialling a wildcard reaches this machine's loopback, `localhost` is
+ * 127.0.0.1 first, and an IPv4-mapped IPv6 address is its IPv4 address.
+ */
+function dialledAddress(address: string): string {
+  const bare = address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+  if (bare === '0.0.0.0' || bare === 'localhost') return '127.0.0.1';
+  if (bare === '::') return '::1';
+  return bare;
+}
+
+/** Does an IPv6 socket bound to `::` take IPv4 connections too (Linux's net.ipv6.bindv6only = 0, the default)? */
+function wildcardIsDualStack(): boolean {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv6/bindv6only', 'utf8').trim() === '0';
+  } catch {
+    return true; // No such setting: the usual default, dual stack.
+  }
+}
+
+/** The addresses a client on this machine may dial to reach a master bound to `address`, as token files name them. */
+function reachedAt(address: string): string[] {
+  if (address === 'localhost') return ['127.0.0.1', '::1'];
+  if (address === '::') return wildcardIsDualStack() ? ['::1', '127.0.0.1'] : ['::1'];
+  return [dialledAddress(address)];
+}
+
+function tokenFileName(address: string, port: number): string {
   return `${address.replace(/:/g, '-')}_${port}.token`;
 }
 
+/** Where a client that dials `address`:`port` looks for the master's token. */
 export function tokenFilePath(address: string, port: number, explicitStateDir?: string): string {
-  return path.join(stateDir(explicitStateDir), tokenFileName(address, port));
+  return path.join(stateDir(explicitStateDir), tokenFileName(dialledAddress(address), port));
+}
+
+/** Where a master bound to `address`:`port` writes its token: one file per address a local client may dial to reach it. */
+export function tokenFilePaths(address: string, port: number, explicitStateDir?: string): string[] {
+  return reachedAt(address).map((reached) => path.join(stateDir(explicitStateDir), tokenFileName(reached, port)));
 }
 
 /** Creates the state directory (0700) if needed; refuses one other users could write to. */

@@ -14,7 +14,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ensureStateDir, removeTokenFile, stateDir, tokenFilePath, writeTokenFile } from '../common/token-file.js';
+import { ensureStateDir, removeTokenFile, stateDir, tokenFilePaths, writeTokenFile } from '../common/token-file.js';
 import { generateToken, tokenInterceptor } from './auth.js';
 import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -25,8 +25,10 @@ import { createService, LiveswapServiceService, type ServiceOptions } from './se
 export interface ControlServer {
   /** Where clients connect: "127.0.0.1:3000", "[::1]:3000" or "unix:/path". */
   readonly target: string;
-  /** The token file (TCP only). */
+  /** The token file a client on the default loopback address reads (TCP only). */
   readonly tokenFile: string | undefined;
+  /** Every token file written: one per loopback address that reaches the master (see token-file.ts). */
+  readonly tokenFiles: readonly string[];
   close(): Promise<void>;
 }
 
@@ -59,6 +61,8 @@ export function serverCredentials(security: ControlSecurity = {}): ServerCredent
 }
 
 const SHUTDOWN_GRACE_MS = 2000;
+/** sun_path holds 108 bytes on Linux, 104 on macOS, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 /** Is something accepting connections on this unix socket? */
 function socketIsLive(socketPath: string): Promise<boolean> {
@@ -86,6 +90,51 @@ async function prepareSocket(socketPath: string): Promise<void> {
     throw new LiveswapError(Status.ALREADY_EXISTS, `another process is listening on ${socketPath} (is a liveswap master running?)`);
   }
   fs.unlinkSync(socketPath);
+}
+
+/**
+ * Binds the control socket with mode 0600 from the first moment anyone else
+ * could reach it, without touching the umask: that is process-wide, so a
+ * file the host app creates or a child it spawns meanwhile would get it. The
+ * socket is bound inside a fresh private directory next to the requested
+ * path (mkdtemp makes it 0700: nobody else can reach what is inside), made
+ * 0600, then hard-linked into place, which fails rather than replace
+ * anything that appeared there since prepareSocket looked. The private
+ * directory is short-named (12 bytes under the parent, like a 12-character
+ * socket name) because a unix socket path is limited to 107 bytes.
+ */
+async function bindPrivately(server: Server, socketPath: string, credentials: ServerCredentials): Promise<void> {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw invalidArgument(
+      `socket path ${socketPath} is ${Buffer.byteLength(socketPath)} bytes long; a unix socket path may have at most ${MAX_SOCKET_PATH_BYTES}`,
+    );
+  }
+  let privateDir: string;
+  try {
+    privateDir = fs.mkdtempSync(path.join(path.dirname(socketPath), '.ls-'));
+  } catch (error) {
+    throw explainBindError(`unix:${socketPath}`, error as Error);
+  }
+  const inside = path.join(privateDir, 's');
+  try {
+    try {
+      await bind(server, `unix:${inside}`, credentials);
+    } catch (error) {
+      throw explainBindError(`unix:${socketPath}`, error as Error);
+    }
+    fs.chmodSync(inside, 0o600);
+    try {
+      fs.linkSync(inside, socketPath);
+    } catch (error) {
+      server.forceShutdown();
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new LiveswapError(Status.ALREADY_EXISTS, `another process created ${socketPath} while this master was binding it`);
+      }
+      throw explainBindError(`unix:${socketPath}`, error as Error);
+    }
+  } finally {
+    fs.rmSync(privateDir, { recursive: true, force: true });
+  }
 }
 
 function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
@@ -121,22 +170,13 @@ export async function startControlServer(
   addReflectionService(server, log);
 
   let target: string;
-  let tokenFile: string | undefined;
+  const tokenFiles: string[] = [];
   try {
     if ('socket' in endpoint) {
       const socketPath = path.resolve(endpoint.socket);
       await prepareSocket(socketPath);
       target = `unix:${socketPath}`;
-      // Created 0600 from the start: there is no moment a stranger could connect.
-      const previousUmask = process.umask(0o177);
-      try {
-        await bind(server, target, credentials);
-      } catch (error) {
-        throw explainBindError(target, error as Error);
-      } finally {
-        process.umask(previousUmask);
-      }
-      fs.chmodSync(socketPath, 0o600);
+      await bindPrivately(server, socketPath, credentials);
     } else {
       const requested = describeEndpoint(endpoint);
       let port: number;
@@ -146,12 +186,15 @@ export async function startControlServer(
         throw explainBindError(requested, error as Error);
       }
       target = describeEndpoint({ address: endpoint.address, port });
-      tokenFile = tokenFilePath(endpoint.address, port, security.stateDir);
-      try {
-        writeTokenFile(tokenFile, token!);
-      } catch (error) {
-        server.forceShutdown();
-        throw invalidArgument(`cannot write the control token to ${tokenFile}: ${(error as Error).message}`);
+      for (const file of tokenFilePaths(endpoint.address, port, security.stateDir)) {
+        try {
+          writeTokenFile(file, token!);
+        } catch (error) {
+          for (const written of tokenFiles) removeTokenFile(written, token!);
+          server.forceShutdown();
+          throw invalidArgument(`cannot write the control token to ${file}: ${(error as Error).message}`);
+        }
+        tokenFiles.push(file);
       }
     }
   } catch (error) {
@@ -161,7 +204,7 @@ export async function startControlServer(
   const protection =
     'socket' in endpoint
       ? 'unix socket mode 0600'
-      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFile}`;
+      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFiles.join(' and ')}`;
   log.info(`control service listening on ${target} (${protection})`);
   if (!('socket' in endpoint) && !security.tls && !isLoopback(endpoint.address)) {
     log.warn(`insecure: control on ${target} has no TLS; the token and every call cross the network in clear text`);
@@ -170,11 +213,12 @@ export async function startControlServer(
   let closing: Promise<void> | undefined;
   return {
     target,
-    tokenFile,
+    tokenFile: tokenFiles[0],
+    tokenFiles,
     close() {
       closing ??= new Promise<void>((resolve) => {
         stopHealth();
-        if (tokenFile) removeTokenFile(tokenFile, token!);
+        for (const file of tokenFiles) removeTokenFile(file, token!);
         service.endStreams();
         const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
         server.tryShutdown(() => {

@@ -71,6 +71,8 @@ export interface MasterStatus {
   counts: WorkerCounts;
   generation: number;
   target: string;
+  /** The current target as it was given, before symlinks were resolved: what a reload resolves again. */
+  requestedTarget: string;
   forks: number;
   operation: OperationName | '';
   masterPid: number;
@@ -105,10 +107,21 @@ export interface MasterEvents {
   stopped: [];
 }
 
+/**
+ * A release: what its workers run (`target`, the real file a symlink named
+ * when the release began) and the path as it was given (`requested`). Kill
+ * and crash respawns run `target`, so a `current -> releases/N` link moved
+ * meanwhile never changes the code of a running release; only an upgrade
+ * (Upgrade, SIGHUP's reload of `requested`) moves to the new link target.
+ */
+interface Release extends LaunchSpec {
+  requested: string;
+}
+
 export class Master extends EventEmitter<MasterEvents> {
   readonly pool: Pool;
   readonly startedAt = new Date();
-  private current: LaunchSpec | undefined;
+  private current: Release | undefined;
   private lastGeneration = 0;
   private readonly lock = new OperationLock();
   private readonly reconciler: Reconciler;
@@ -138,6 +151,7 @@ export class Master extends EventEmitter<MasterEvents> {
       counts: this.pool.counts(),
       generation: this.current?.generation ?? 0,
       target: this.current?.target ?? '',
+      requestedTarget: this.current?.requested ?? '',
       forks: this.config.forks,
       operation: this.stopping ? 'die' : (this.lock.current ?? ''),
       masterPid: process.pid,
@@ -164,7 +178,7 @@ export class Master extends EventEmitter<MasterEvents> {
         );
       }
       const forks = options.forks ?? this.config.forks;
-      const spec = this.nextRelease(file, options.readyMode);
+      const spec = this.nextRelease(file, target, options.readyMode);
       const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
       const { workers, failure } = await this.forkAll(spec, forks, readyTimeoutMs, signal);
       if (failure) {
@@ -185,7 +199,7 @@ export class Master extends EventEmitter<MasterEvents> {
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
     return this.exclusive('upgrade', async (signal) => {
       const startedAt = Date.now();
-      const outcome = await this.attemptUpgrade(file, options, signal);
+      const outcome = await this.attemptUpgrade(file, target, options, signal);
       // A finished upgrade reports the duration its reply carries, so the two never differ.
       const durationMs = Date.now() - startedAt;
       this.emit('upgrade', { outcome: outcome.kind, durationMs });
@@ -202,7 +216,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** The hook, then the rolling upgrade: every way they can end is an outcome, not a throw. */
-  private async attemptUpgrade(file: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
+  private async attemptUpgrade(file: string, requested: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
     // On a master that has run nothing yet this is a start, one worker at a time.
     const from = this.current;
     try {
@@ -210,7 +224,7 @@ export class Master extends EventEmitter<MasterEvents> {
         const verdict = await this.askHook(file, from, options.hookData, signal);
         if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
       }
-      const to = this.nextRelease(file, options.readyMode ?? from?.readyMode);
+      const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
       return await rollingUpgrade({
         pool: this.pool,
@@ -345,8 +359,8 @@ export class Master extends EventEmitter<MasterEvents> {
     return failed ? { workers, failure: failed } : { workers };
   }
 
-  private nextRelease(target: string, readyMode: ReadyMode | undefined): LaunchSpec {
-    return { target, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
+  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined): Release {
+    return { target, requested, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
   }
 
   private async askHook(

@@ -105,20 +105,25 @@ export interface StartMasterOptions {
   waitReady?: boolean;
   /** The control socket path (default: a fresh one in a temporary directory). */
   socket?: string;
-  /** Control over TCP on 127.0.0.1 and a free port instead of a unix socket. */
+  /** Control over TCP on a free port instead of a unix socket. */
   tcp?: boolean;
+  /** With `tcp`: the control address (default 127.0.0.1). `client` dials the default address all the same. */
+  address?: string;
   /** Extra options of `client` (TLS, token) with `tcp`. */
   clientOptions?: ConnectOptions;
+  /** Start the master in a session of its own, with no controlling terminal (as systemd does). */
+  noTerminal?: boolean;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
   const socket = options.tcp ? '' : (options.socket ?? path.join(tempDir(), 'control.sock'));
-  const control = options.tcp ? ['-a', '127.0.0.1', '-p', '0'] : ['--socket', socket];
+  const control = options.tcp ? ['-a', options.address ?? '127.0.0.1', '-p', '0'] : ['--socket', socket];
   const args = [CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.noTerminal ?? false,
   });
   let stdout = '';
   let stderr = '';
@@ -179,7 +184,7 @@ export async function startMaster(target: string | undefined, options: StartMast
     throw new Error(`${error.message}\n--- master stderr ---\n${stderr}`);
   });
   if (options.tcp) {
-    port = Number(/control service listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    port = Number(/control service listening on \S+:(\d+) /.exec(stderr)![1]);
     client = connect({ port, ...options.clientOptions });
   }
   return master;
