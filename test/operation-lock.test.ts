@@ -16,8 +16,10 @@ import { waitFor, withDeadline } from './helpers/wait.js';
 
 test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upgrade completes', async (t) => {
   const port = await freePort();
-  // New workers boot for 4 s: room for the refusals and a CLI start-up while the first upgrade runs, on a loaded machine too.
-  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '4000' } });
+  // New workers boot for 6 s, and nothing else happens meanwhile: room for a CLI start-up and the
+  // refusals while the first upgrade runs, on a loaded machine too, with no transition of the first
+  // upgrade for the CLI to mistake for progress of its own.
+  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port), BOOT_MS: '6000' } });
   t.after(() => master.stop());
   const before = await master.client.status();
   assert.equal(before.operation, '');
@@ -33,6 +35,15 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
     timeoutMs: 5000,
   });
 
+  // The CLI: exit 1, one line naming the operation in progress.
+  const cli = await runCli(['-u', fixture('v2.js'), ...master.via]);
+  assert.equal(firstDone, false, 'the first upgrade was still running while the CLI tried (else this test proves nothing)');
+  assert.equal(cli.code, 1, `exit code ${cli.code}; stderr: ${cli.stderr}`);
+  const errorLines = lines(cli.stderr);
+  assert.equal(errorLines.length, 1, `expected one line on stderr, got:\n${cli.stderr}`);
+  assert.match(errorLines[0]!, /^liveswap: upgrade in progress\b/);
+  assert.equal(cli.stdout, '');
+
   // A second Upgrade: rejected at once, not queued: the answer comes while the first still runs.
   // (How fast the refusal comes: npm run bench:timings.)
   await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.ABORTED, /upgrade in progress/);
@@ -42,15 +53,6 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
   const killError = await expectGrpcError(master.client.kill(), status.ABORTED, /upgrade in progress/);
   assert.equal(firstDone, false, 'Kill was refused while the upgrade ran, not queued behind it');
   assert.equal(killError.codeName, 'ABORTED');
-
-  // The CLI: exit 1, one line naming the operation in progress.
-  const cli = await runCli(['-u', fixture('v2.js'), ...master.via]);
-  assert.equal(firstDone, false, 'the first upgrade was still running while the CLI tried (else this test proves nothing)');
-  assert.equal(cli.code, 1, `exit code ${cli.code}; stderr: ${cli.stderr}`);
-  const errorLines = lines(cli.stderr);
-  assert.equal(errorLines.length, 1, `expected one line on stderr, got:\n${cli.stderr}`);
-  assert.match(errorLines[0]!, /^liveswap: upgrade in progress\b/);
-  assert.equal(cli.stdout, '');
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   // The first upgrade is unaffected and completes.
