@@ -36,6 +36,15 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
     timeoutMs: 5000,
   });
 
+  // The CLI: exit 1, one line naming the operation in progress.
+  const cli = await runCli(['-u', fixture('v2.js'), ...master.via]);
+  assert.equal(firstDone, false, 'the first upgrade was still running while the CLI tried (else this test proves nothing)');
+  assert.equal(cli.code, 1, `exit code ${cli.code}; stderr: ${cli.stderr}`);
+  const errorLines = lines(cli.stderr);
+  assert.equal(errorLines.length, 1, `expected one line on stderr, got:\n${cli.stderr}`);
+  assert.match(errorLines[0]!, /^liveswap: upgrade in progress\b/);
+  assert.equal(cli.stdout, '');
+
   // A second Upgrade: rejected at once, not queued: the answer comes while the first still runs.
   // (How fast the refusal comes: npm run bench:timings.)
   await expectGrpcError(master.client.upgrade({ target: fixture('v2.js') }), status.ABORTED, /upgrade in progress/);
@@ -45,15 +54,6 @@ test('Upgrade, Kill and the CLI are ABORTED while an upgrade runs; the first upg
   const killError = await expectGrpcError(master.client.kill(), status.ABORTED, /upgrade in progress/);
   assert.equal(firstDone, false, 'Kill was refused while the upgrade ran, not queued behind it');
   assert.equal(killError.codeName, 'ABORTED');
-
-  // The CLI: exit 1, one line naming the operation in progress.
-  const cli = await runCli(['-u', fixture('v2.js'), ...master.via]);
-  assert.equal(firstDone, false, 'the first upgrade was still running while the CLI tried (else this test proves nothing)');
-  assert.equal(cli.code, 1, `exit code ${cli.code}; stderr: ${cli.stderr}`);
-  const errorLines = lines(cli.stderr);
-  assert.equal(errorLines.length, 1, `expected one line on stderr, got:\n${cli.stderr}`);
-  assert.match(errorLines[0]!, /^liveswap: upgrade in progress\b/);
-  assert.equal(cli.stdout, '');
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   // The first upgrade is unaffected and completes.
