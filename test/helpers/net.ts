@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { loopClients, type Ask, type Load } from './load.js';
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -56,66 +57,17 @@ export function accepts(port: number): Promise<boolean> {
   });
 }
 
-export interface LoadStats {
-  ok: number;
-  failed: number;
-  /** Failures by error code or message. */
-  errors: Record<string, number>;
-  /** Responses by body. */
-  bodies: Record<string, number>;
-  /** Bodies in the order they arrived (per client, concatenated). */
-  sequences: string[][];
-  /** Every answered request: when it was sent and answered (Date.now()), and its body. */
-  replies: { sentAt: number; answeredAt: number; body: string }[];
-}
-
 /**
  * Light steady load: `keepAlive` clients reusing one socket each and `close`
  * clients opening a new connection per request, each looping until stop()
  * or until `maxRequests` per client. Bounded in time by the caller's stop().
+ * Any HTTP answer counts as served (the seed's v2 answers 404 by design); a
+ * failure is a request that got no answer: reset, refused, hung.
  */
-export function startLoad(
-  port: number,
-  { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/' } = {},
-): { stop(): Promise<LoadStats>; peek(): LoadStats['replies'] } {
-  const stats: LoadStats = { ok: 0, failed: 0, errors: {}, bodies: {}, sequences: [], replies: [] };
-  let running = true;
-  const agents: http.Agent[] = [];
-  const loop = async (agent: http.Agent | false) => {
-    const sequence: string[] = [];
-    stats.sequences.push(sequence);
-    for (let i = 0; running && i < maxRequests; i++) {
-      try {
-        // Any HTTP answer counts as served (the seed's v2 answers 404 by design);
-        // a failure is a request that got no answer: reset, refused, hung.
-        const sentAt = Date.now();
-        const reply = await get(port, path, agent, 5000);
-        stats.ok++;
-        stats.replies.push({ sentAt, answeredAt: Date.now(), body: reply.body });
-        stats.bodies[reply.body] = (stats.bodies[reply.body] ?? 0) + 1;
-        if (sequence.at(-1) !== reply.body) sequence.push(reply.body);
-      } catch (error) {
-        stats.failed++;
-        const key = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-        stats.errors[key] = (stats.errors[key] ?? 0) + 1;
-      }
-    }
-  };
-  const loops = [
-    ...Array.from({ length: keepAlive }, () => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      agents.push(agent);
-      return loop(agent);
-    }),
-    ...Array.from({ length: close }, () => loop(false)),
-  ];
-  return {
-    peek: () => stats.replies,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      for (const agent of agents) agent.destroy();
-      return stats;
-    },
-  };
+export function startLoad(port: number, { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/' } = {}): Load {
+  const agents = Array.from({ length: keepAlive }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const clients: Ask[] = [...agents, ...Array.from({ length: close }, () => false as const)].map(
+    (agent) => async () => (await get(port, path, agent, 5000)).body,
+  );
+  return loopClients(clients, { maxRequests, close: () => agents.forEach((agent) => agent.destroy()) });
 }
