@@ -85,6 +85,10 @@ export interface MasterStatus {
   lastCrash?: WorkerInfo;
   /** Spare processes ready to become workers. */
   spares: number;
+  /** Workers killed at the drain timeout since the master started. */
+  killedAtDrainTimeout: number;
+  /** The most recent of them, as it was when it exited. */
+  lastKilledAtDrainTimeout?: WorkerInfo;
 }
 
 /** How an upgrade that got to run ended (one that could not start, e.g. another operation running, is not counted). */
@@ -130,6 +134,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private restarts = 0;
   private lastCrash: WorkerInfo | undefined;
+  private killedAtDrainTimeout = 0;
+  private lastKilledAtDrainTimeout: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
 
@@ -143,6 +149,10 @@ export class Master extends EventEmitter<MasterEvents> {
     this.pool.on('transition', (event) => this.emit('transition', event));
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
     this.pool.on('exit', (worker, info) => {
+      if (worker.killedAtDrainTimeout) {
+        this.killedAtDrainTimeout++;
+        this.lastKilledAtDrainTimeout = worker.info();
+      }
       if (info.expected) return;
       this.lastCrash = worker.info();
       this.onCrash(worker);
@@ -169,6 +179,8 @@ export class Master extends EventEmitter<MasterEvents> {
       respawnsPending: this.respawnTimers.size,
       spares: this.launcher.spares?.() ?? 0,
       ...(this.lastCrash && { lastCrash: this.lastCrash }),
+      killedAtDrainTimeout: this.killedAtDrainTimeout,
+      ...(this.lastKilledAtDrainTimeout && { lastKilledAtDrainTimeout: this.lastKilledAtDrainTimeout }),
     };
   }
 
