@@ -20,30 +20,28 @@ import { waitFor } from './helpers/wait.js';
 const CLIENTS = 16;
 const slow = async (port: number, tag: string) => (await get(port, `/slow?ms=${SLOW_MS}&tag=${tag}`)).body;
 
-test(`ws with the README's recipe: ${CLIENTS} clients move to v2 with no 1006 close`, async (t) => {
-  const run = await upgradeUnderLoad(t, {
-    v1: fixture('apps/ws/v1.js'),
-    v2: fixture('apps/ws/v2.js'),
-    load: (port) => wsFleet(port, CLIENTS),
-    flowing: (fleet) => fleet.on('v1') === CLIENTS,
-    slow,
-    settle: everyClientOnV2,
-  });
-  checkRecipeCutover(t, run);
-  assert.deepEqual(run.load.closeCodes(), { 1001: run.load.clients.reduce((n, c) => n + c.closes.length, 0) }, 'every close was the recipe\'s 1001');
-});
+const RECIPES = [
+  // ws: the recipe closes with 1001 (going away).
+  { app: 'ws', fleet: wsFleet, closeCode: 1001 },
+  // socket.io: io.close() closes the WebSocket with no status code (1005); the client reconnects.
+  { app: 'socket.io', fleet: socketIoFleet, closeCode: 1005 },
+];
 
-test(`socket.io with the README's recipe: ${CLIENTS} clients move to v2 with no 1006 close`, async (t) => {
-  const run = await upgradeUnderLoad(t, {
-    v1: fixture('apps/socket.io/v1.js'),
-    v2: fixture('apps/socket.io/v2.js'),
-    load: (port) => socketIoFleet(port, CLIENTS),
-    flowing: (fleet) => fleet.on('v1') === CLIENTS,
-    slow,
-    settle: everyClientOnV2,
+for (const { app, fleet, closeCode } of RECIPES) {
+  test(`${app} with the README's recipe: ${CLIENTS} clients move to v2 with no 1006 close`, async (t) => {
+    const run = await upgradeUnderLoad(t, {
+      v1: fixture(`apps/${app}/v1.js`),
+      v2: fixture(`apps/${app}/v2.js`),
+      load: (port) => fleet(port, CLIENTS),
+      flowing: (clients) => clients.on('v1') === CLIENTS,
+      slow,
+      settle: everyClientOnV2,
+    });
+    checkRecipeCutover(t, run);
+    const closes = run.load.clients.reduce((n, c) => n + c.closes.length, 0);
+    assert.deepEqual(run.load.closeCodes(), { [closeCode]: closes }, `every close was the recipe's ${closeCode}`);
   });
-  checkRecipeCutover(t, run);
-});
+}
 
 test('ws without a recipe: the clients stay on v1 until the drain timeout, then end with 1006; the Upgrade and --status say so', async (t) => {
   const DRAIN_TIMEOUT_MS = 2000;

@@ -60,8 +60,13 @@ export interface Run<L> {
   slow: SlowAnswer[];
 }
 
-/** Runs the scenario; the test's cleanup stops the load and the master. */
-export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t: TestContext, scenario: Scenario<L>): Promise<Run<L>> {
+/** Where the scenario registers its cleanup: a test's context, or the benchmark's list. */
+export interface Cleanup {
+  after(fn: () => Promise<void>): void;
+}
+
+/** Runs the scenario; `cleanup` stops the load and the master. */
+export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t: Cleanup, scenario: Scenario<L>): Promise<Run<L>> {
   const port = await freePort();
   const master = await startMaster(scenario.v1, { env: { APP_PORT: String(port), ...scenario.env }, args: scenario.args });
   t.after(() => master.stop());
@@ -88,7 +93,7 @@ export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t
 }
 
 /** A `settle`: waits until 200 requests were sent after the Upgrade returned, enough to see who answers now. */
-export function answersSentAfter(load: Load, returnedAt: number): Promise<unknown> {
+export function answersSentAfter<L extends Load>(load: L, returnedAt: number): Promise<unknown> {
   return waitFor('200 requests sent after the upgrade returned', () => load.peek().filter((r) => r.sentAt > returnedAt).length >= 200);
 }
 

@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { SLOW_MS, answersSentAfter, type Scenario } from './acceptance.js';
 import { loopClients, type Load } from './load.js';
 import { fixture } from './paths.js';
 
@@ -44,4 +45,27 @@ export function startGrpcLoad(port: number, channels: number): Load {
     clients.map((client) => () => sayHello(client)),
     { close: () => clients.forEach((client) => client.close()) },
   );
+}
+
+/**
+ * The acceptance scenario of the gRPC app: `channels` channels looping
+ * SayHello; each slow call on a channel of its own, so that they spread over
+ * the old workers.
+ */
+export function grpcScenario(channels: number): Scenario<Load> {
+  return {
+    v1: fixture('apps/grpc/v1.js'),
+    v2: fixture('apps/grpc/v2.js'),
+    load: (port) => startGrpcLoad(port, channels),
+    flowing: (load) => load.peek().length > 0,
+    async slow(port, tag) {
+      const client = greeterClient(port);
+      try {
+        return await slowHello(client, SLOW_MS, tag);
+      } finally {
+        client.close();
+      }
+    },
+    settle: answersSentAfter,
+  };
 }
