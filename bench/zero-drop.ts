@@ -332,7 +332,7 @@ const GRPC_CHANNELS = 16;
 async function grpcUpgrade() {
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    const run = await upgradeUnderLoad({ after: (fn) => void cleanups.unshift(fn) }, grpcScenario(GRPC_CHANNELS));
+    const run = await upgradeUnderLoad({ after: (fn) => void cleanups.push(fn) }, grpcScenario(GRPC_CHANNELS));
     const stats = await run.load.stop();
     const answeredBy = (version: string) => stats.replies.filter((r) => r.body === version).map((r) => r.answeredAt - run.calledAt);
     const firstNew = Math.min(...answeredBy('v2'));

@@ -69,9 +69,13 @@ export interface Cleanup {
 export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t: Cleanup, scenario: Scenario<L>): Promise<Run<L>> {
   const port = await freePort();
   const master = await startMaster(scenario.v1, { env: { APP_PORT: String(port), ...scenario.env }, args: scenario.args });
-  t.after(() => master.stop());
-  const load = scenario.load(port);
-  t.after(async () => void (await load.stop()));
+  let load: L | undefined;
+  // The clients first: a master stopped under their load drains their connections.
+  t.after(async () => {
+    await load?.stop();
+    await master.stop();
+  });
+  load = scenario.load(port);
   await waitFor('the load to be answered', () => scenario.flowing(load));
 
   const slowCount = scenario.slow ? SLOW : 0;
@@ -139,7 +143,7 @@ export function checkRecipeCutover(t: TestContext, run: Run<SocketFleet>): void 
   const fleet = run.load;
   const onV2 = fleet.on('v2');
   const lastOnV2 = Math.max(...fleet.clients.map((c) => c.versionSince)) - run.returnedAt;
-  t.diagnostic(`${fleet.clients.length} clients, closes ${JSON.stringify(fleet.closeCodes())}, ${onV2} on v2 by the deadline, the last ${lastOnV2} ms after the upgrade returned; ${figures(run)}`);
+  t.diagnostic(`${fleet.clients.length} clients, closes ${JSON.stringify(fleet.closeCodes())} (errors ${JSON.stringify(fleet.errors())}), ${onV2} on v2 by the deadline, the last ${lastOnV2} ms after the upgrade returned; ${figures(run)}`);
 
   assert.equal(fleet.closeCodes()[1006], undefined, `closes by code: ${JSON.stringify(fleet.closeCodes())}`);
   assert.equal(onV2, fleet.clients.length, `${onV2} of ${fleet.clients.length} clients were on v2 1 s after the upgrade returned`);

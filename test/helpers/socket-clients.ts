@@ -21,6 +21,8 @@ export interface SocketClient {
   closes: number[];
   /** When each of those closes happened (Date.now()). */
   closedAt: number[];
+  /** The errors that came with them (a refused handshake, a reset), for the diagnostics. */
+  errors: string[];
 }
 
 export interface SocketFleet {
@@ -29,12 +31,14 @@ export interface SocketFleet {
   on(version: string): number;
   /** Every close code, counted. */
   closeCodes(): Record<number, number>;
+  /** Every error message (socket.io: and disconnect reason), counted. */
+  errors(): Record<string, number>;
   /** Stops reconnecting and closes every connection. */
   stop(): Promise<void>;
 }
 
 function newClient(): SocketClient {
-  return { version: undefined, versionSince: 0, closes: [], closedAt: [] };
+  return { version: undefined, versionSince: 0, closes: [], closedAt: [], errors: [] };
 }
 
 function answered(client: SocketClient, version: string): void {
@@ -52,6 +56,11 @@ function fleet(clients: SocketClient[], stop: () => Promise<void>): SocketFleet 
   return {
     clients,
     on: (version) => clients.filter((c) => c.version === version).length,
+    errors() {
+      const errors: Record<string, number> = {};
+      for (const error of clients.flatMap((c) => c.errors)) errors[error] = (errors[error] ?? 0) + 1;
+      return errors;
+    },
     closeCodes() {
       const codes: Record<number, number> = {};
       for (const code of clients.flatMap((c) => c.closes)) codes[code] = (codes[code] ?? 0) + 1;
@@ -73,7 +82,7 @@ export function wsFleet(port: number, count: number): SocketFleet {
       answered(client, String(data));
       if (running && asks++ < MAX_ASKS_PER_CONNECTION) ws.send('version?');
     });
-    ws.on('error', () => {}); // 'close' follows, with the code that counts
+    ws.on('error', (error) => client.errors.push(error.message)); // 'close' follows, with the code that counts
     ws.on('close', (code) => {
       sockets.delete(ws);
       if (!running) return;
@@ -114,8 +123,10 @@ export function socketIoFleet(port: number, count: number): SocketFleet {
       asks = 0;
       ask();
     });
-    socket.on('disconnect', (_reason, details) => {
+    socket.on('connect_error', (error) => client.errors.push(error.message));
+    socket.on('disconnect', (reason, details) => {
       if (!running) return;
+      client.errors.push(reason);
       // The WebSocket's CloseEvent, when the transport closed (the reason 'transport close').
       const code = (details as { context?: { code?: number } } | undefined)?.context?.code;
       lost(client, code ?? 0);
