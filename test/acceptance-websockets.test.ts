@@ -14,7 +14,7 @@ import { checkRecipeCutover, everyClientOnV2, SLOW_MS, upgradeUnderLoad } from '
 import { get } from './helpers/net.js';
 import { fixture, ROOT } from './helpers/paths.js';
 import { runCli } from './helpers/processes.js';
-import { socketIoFleet, wsFleet } from './helpers/socket-clients.js';
+import { SOCKET_IO_CLIENT_OPTIONS, socketIoFleet, wsFleet } from './helpers/socket-clients.js';
 import { waitFor } from './helpers/wait.js';
 
 const CLIENTS = 16;
@@ -87,4 +87,6 @@ test('the README shows the recipes the tests run', () => {
     assert.ok(recipe.length > 0, `${app}: no recipe block in the fixture`);
     assert.ok(readme.includes(recipe), `README.md does not show the ${app} recipe as the fixture has it:\n${recipe}`);
   }
+  assert.deepEqual(SOCKET_IO_CLIENT_OPTIONS, { transports: ['websocket'], reconnectionDelay: 250 });
+  assert.ok(readme.includes("io(url, { transports: ['websocket'], reconnectionDelay: 250 })"), 'README.md shows the socket.io client options the test uses');
 });

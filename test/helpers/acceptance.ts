@@ -142,8 +142,12 @@ export function everyClientOnV2(fleet: SocketFleet, returnedAt: number): Promise
 export function checkRecipeCutover(t: TestContext, run: Run<SocketFleet>): void {
   const fleet = run.load;
   const onV2 = fleet.on('v2');
-  const lastOnV2 = Math.max(...fleet.clients.map((c) => c.versionSince)) - run.returnedAt;
-  t.diagnostic(`${fleet.clients.length} clients, closes ${JSON.stringify(fleet.closeCodes())} (errors ${JSON.stringify(fleet.errors())}), ${onV2} on v2 by the deadline, the last ${lastOnV2} ms after the upgrade returned; ${figures(run)}`);
+  const lastOnV2 = Math.max(...fleet.clients.map((c) => (c.version === 'v2' ? c.versionSince : Infinity))) - run.returnedAt;
+  const closedAt = fleet.clients.flatMap((c) => c.closedAt).map((at) => at - run.calledAt);
+  t.diagnostic(
+    `${fleet.clients.length} clients, closes ${JSON.stringify(fleet.closeCodes())} (errors ${JSON.stringify(fleet.errors())}) ${Math.min(...closedAt)}–${Math.max(...closedAt)} ms after the call, ` +
+      `${onV2} on v2 by the deadline, the last ${lastOnV2} ms after the upgrade returned; ${figures(run)}`,
+  );
 
   assert.equal(fleet.closeCodes()[1006], undefined, `closes by code: ${JSON.stringify(fleet.closeCodes())}`);
   assert.equal(onV2, fleet.clients.length, `${onV2} of ${fleet.clients.length} clients were on v2 1 s after the upgrade returned`);
