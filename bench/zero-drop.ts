@@ -34,7 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { upgradeUnderLoad } from '../test/helpers/acceptance.js';
-import { grpcScenario } from '../test/helpers/greeter.js';
+import { greeterScenario } from '../test/helpers/greeter.js';
 import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import type { MasterProcess } from '../test/helpers/processes.js';
@@ -332,7 +332,7 @@ const GRPC_CHANNELS = 16;
 async function grpcUpgrade() {
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    const run = await upgradeUnderLoad({ after: (fn) => void cleanups.push(fn) }, grpcScenario(GRPC_CHANNELS));
+    const run = await upgradeUnderLoad({ after: (fn) => void cleanups.push(fn) }, greeterScenario(GRPC_CHANNELS));
     const stats = await run.load.stop();
     const answeredBy = (version: string) => stats.replies.filter((r) => r.body === version).map((r) => r.answeredAt - run.calledAt);
     const firstNew = Math.min(...answeredBy('v2'));

@@ -1,67 +1,70 @@
 /**
- * A client of the acceptance suite's gRPC app (test/fixtures/apps/grpc):
- * grpc.io's Greeter, loaded with proto-loader as grpc-js documents it.
+ * gRPC clients of the greeter fixture (test/fixtures/grpc), made as the
+ * grpc-js examples make them (proto-loader). Each client is its own channel
+ * with its own connection: grpc-js otherwise shares one connection between
+ * channels to the same address.
  */
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { SLOW_MS, answersSentAfter, type Scenario } from './acceptance.js';
-import { loopClients, type Load } from './load.js';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { answersSentAfter, SLOW_MS, type Scenario } from './acceptance.js';
+import { runLoops, type Load } from './load.js';
 import { fixture } from './paths.js';
 
-const definition = protoLoader.loadSync(fixture('apps/grpc/greeter.proto'), { keepCase: true, defaults: true });
-const { greeter } = grpc.loadPackageDefinition(definition) as unknown as { greeter: { Greeter: grpc.ServiceClientConstructor } };
+interface HelloRequest {
+  name?: string;
+  delay_ms?: number;
+  tag?: string;
+}
+type GreeterClient = grpc.Client & {
+  sayHello(request: HelloRequest, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: { message: string }) => void): void;
+};
 
-type Callback = (error: grpc.ServiceError | null, reply?: { message: string }) => void;
-type Method = (request: object, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
+const definition = protoLoader.loadSync(fixture('grpc/greeter.proto'), { keepCase: true, defaults: true });
+const Greeter = (grpc.loadPackageDefinition(definition).fixture as grpc.GrpcObject).Greeter as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions,
+) => GreeterClient;
 
-/**
- * A Greeter client on a channel of its own: grpc-js shares subchannels (and
- * so connections) between channels to the same address unless told not to,
- * and 16 channels are meant to be 16 HTTP/2 connections.
- */
-export function greeterClient(port: number): grpc.Client {
-  return new greeter.Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+export function greeterClient(port: number): GreeterClient {
+  return new Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
 }
 
-/** One unary call; resolves with the reply's message (the server's version), rejects with the status name as `code`. */
-function call(client: grpc.Client, method: 'sayHello' | 'slowHello', request: object, deadlineMs: number): Promise<string> {
+/** SayHello: the version that answered, or the call's error (a grpc.ServiceError with its status code). */
+export function sayHello(client: GreeterClient, request: HelloRequest = {}, deadlineMs = 10_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    (client as unknown as Record<string, Method>)[method]!.call(client, request, { deadline: Date.now() + deadlineMs }, (error, reply) => {
-      if (error) reject(Object.assign(new Error(`${method}: ${error.message}`), { code: grpc.status[error.code] }));
-      else resolve(reply!.message);
-    });
+    client.sayHello(request, { deadline: Date.now() + deadlineMs }, (error, reply) => (error ? reject(error) : resolve(reply!.message)));
   });
 }
 
-export const sayHello = (client: grpc.Client): Promise<string> => call(client, 'sayHello', { name: 'load' }, 5000);
-
-/** A call the server answers after `ms`; it logs `slow request <tag> started` on arrival. */
-export const slowHello = (client: grpc.Client, ms: number, tag: string): Promise<string> => call(client, 'slowHello', { ms, tag }, ms + 10_000);
-
-/** `channels` clients, each on its own channel, looping SayHello. */
-export function startGrpcLoad(port: number, channels: number): Load {
-  const clients = Array.from({ length: channels }, () => greeterClient(port));
-  return loopClients(
-    clients.map((client) => () => sayHello(client)),
-    { close: () => clients.forEach((client) => client.close()) },
-  );
+/** One channel per client, each looping SayHello; failures are counted by status code name. */
+export function startGreeterLoad(clients: GreeterClient[], { maxRequests = 20_000 } = {}): Load {
+  const call = (client: GreeterClient) => () =>
+    sayHello(client, {}, 5000).catch((error: grpc.ServiceError) => {
+      throw Object.assign(new Error(error.details), { code: grpc.status[error.code] });
+    });
+  return runLoops(clients.map(call), { maxRequests });
 }
 
 /**
- * The acceptance scenario of the gRPC app: `channels` channels looping
- * SayHello; each slow call on a channel of its own, so that they spread over
- * the old workers.
+ * The acceptance scenario of the greeter (helpers/acceptance.ts): `channels`
+ * channels looping SayHello, and each slow call on a channel of its own, so
+ * that the slow calls spread over the old workers.
  */
-export function grpcScenario(channels: number): Scenario<Load> {
+export function greeterScenario(channels: number): Scenario<Load> {
   return {
-    v1: fixture('apps/grpc/v1.js'),
-    v2: fixture('apps/grpc/v2.js'),
-    load: (port) => startGrpcLoad(port, channels),
+    v1: fixture('grpc/v1.js'),
+    v2: fixture('grpc/v2.js'),
+    load: (port) => {
+      const clients = Array.from({ length: channels }, () => greeterClient(port));
+      const load = startGreeterLoad(clients);
+      return { ...load, stop: () => load.stop().finally(() => clients.forEach((client) => client.close())) };
+    },
     flowing: (load) => load.peek().length > 0,
     async slow(port, tag) {
       const client = greeterClient(port);
       try {
-        return await slowHello(client, SLOW_MS, tag);
+        return await sayHello(client, { delay_ms: SLOW_MS, tag }, SLOW_MS + 10_000);
       } finally {
         client.close();
       }

@@ -1,6 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
-import { loopClients, type Ask, type Load } from './load.js';
+import { runLoops, type Load } from './load.js';
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -20,9 +21,20 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-export function get(port: number, path = '/', agent?: http.Agent | false, timeoutMs = 10_000): Promise<Reply> {
+export interface LoadOptions {
+  keepAlive?: number;
+  close?: number;
+  maxRequests?: number;
+  path?: string;
+  /** HTTPS, trusting this CA (PEM). */
+  ca?: Buffer;
+}
+
+/** A GET on 127.0.0.1; over HTTPS when `ca` (PEM) is given. */
+export function get(port: number, path = '/', agent?: http.Agent | false, timeoutMs = 10_000, ca?: Buffer): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: agent ?? false, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path, agent: agent ?? false, timeout: timeoutMs, ...(ca && { ca }) };
+    const req = (ca ? https : http).get(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (body += chunk));
@@ -60,14 +72,15 @@ export function accepts(port: number): Promise<boolean> {
 /**
  * Light steady load: `keepAlive` clients reusing one socket each and `close`
  * clients opening a new connection per request, each looping until stop()
- * or until `maxRequests` per client. Bounded in time by the caller's stop().
- * Any HTTP answer counts as served (the seed's v2 answers 404 by design); a
- * failure is a request that got no answer: reset, refused, hung.
+ * or until `maxRequests` per client. Any HTTP answer counts as served (the
+ * seed's v2 answers 404 by design); a failure is a request that got no
+ * answer: reset, refused, hung. With `ca`, over HTTPS.
  */
-export function startLoad(port: number, { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/' } = {}): Load {
-  const agents = Array.from({ length: keepAlive }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const clients: Ask[] = [...agents, ...Array.from({ length: close }, () => false as const)].map(
-    (agent) => async () => (await get(port, path, agent, 5000)).body,
-  );
-  return loopClients(clients, { maxRequests, close: () => agents.forEach((agent) => agent.destroy()) });
+export function startLoad(port: number, { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/', ca }: LoadOptions = {}): Load {
+  const agents = Array.from({ length: keepAlive }, () => new (ca ? https : http).Agent({ keepAlive: true, maxSockets: 1 }));
+  const body = (agent: http.Agent | false) => async () => (await get(port, path, agent, 5000, ca)).body;
+  return runLoops([...agents.map(body), ...Array.from({ length: close }, () => body(false))], {
+    maxRequests,
+    cleanup: () => agents.forEach((agent) => agent.destroy()),
+  });
 }
