@@ -58,27 +58,31 @@ export interface Run<L> {
   returnedAt: number;
   /** The slow requests, in the order they were sent. */
   slow: SlowAnswer[];
-  /** When the last old worker began draining (the master's transition time). */
+  /** When the last old worker began draining, and when the last one exited (the master's transition times). */
   lastDrainBegan: number;
+  lastOldExited: number;
 }
 
 /**
- * When each worker of generation 1 began draining, from the master's
- * WatchWorkers stream; resolves once the stream is open (its snapshot came),
- * so that no transition of an upgrade called afterwards is missed.
+ * When each worker of generation 1 began draining and exited, from the
+ * master's WatchWorkers stream; resolves once the stream is open (its
+ * snapshot came), so that no transition of an upgrade called afterwards is
+ * missed.
  */
-async function watchDrains(master: MasterProcess): Promise<{ began: number[]; stop(): void }> {
+async function watchDrains(master: MasterProcess): Promise<{ began: number[]; exited: number[]; stop(): void }> {
   const abort = new AbortController();
-  const began: number[] = [];
+  const times = { began: [] as number[], exited: [] as number[] };
   const stream = master.client.watch({ signal: abort.signal });
   await stream.next(); // the snapshot
   void (async () => {
     for await (const item of stream) {
       const transition = item.event?.$case === 'transition' ? item.event.transition : undefined;
-      if (transition?.toState === WorkerState.WORKER_STATE_DRAINING && transition.worker?.generation === 1) began.push(transition.time!.getTime());
+      if (transition?.worker?.generation !== 1) continue;
+      if (transition.toState === WorkerState.WORKER_STATE_DRAINING) times.began.push(transition.time!.getTime());
+      if (transition.toState === WorkerState.WORKER_STATE_EXITED) times.exited.push(transition.time!.getTime());
     }
   })().catch(() => {}); // ends with the abort, or with the master
-  return { began, stop: () => abort.abort() };
+  return { ...times, stop: () => abort.abort() };
 }
 
 /** Where the scenario registers its cleanup: a test's context, or the benchmark's list. */
@@ -115,7 +119,8 @@ export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t
   const returnedAt = Date.now();
   const slowAnswers = await Promise.all(slow);
   await scenario.settle(load, returnedAt);
-  return { master, port, load, upgrade, calledAt, returnedAt, slow: slowAnswers, lastDrainBegan: Math.max(...drains.began) };
+  const lastDrainBegan = Math.max(...drains.began);
+  return { master, port, load, upgrade, calledAt, returnedAt, slow: slowAnswers, lastDrainBegan, lastOldExited: Math.max(...drains.exited) };
 }
 
 /** A `settle`: waits until 200 requests were sent after the Upgrade returned, enough to see who answers now. */
@@ -127,7 +132,7 @@ export function answersSentAfter<L extends Load>(load: L, returnedAt: number): P
 function figures(run: Run<unknown>): string {
   const slowest = Math.max(...run.slow.map((s) => s.answeredAt));
   return (
-    `upgrade ${run.returnedAt - run.calledAt} ms (server: ${run.upgrade.durationMs} ms), the last drain began ${run.lastDrainBegan - run.calledAt} ms after the call, ` +
+    `upgrade ${run.returnedAt - run.calledAt} ms (server: ${run.upgrade.durationMs} ms), the last drain began ${run.lastDrainBegan - run.calledAt} ms and the last old worker exited ${run.lastOldExited - run.calledAt} ms after the call, ` +
     `returned ${run.returnedAt - slowest} ms after the slowest in-flight answer; ${run.slow.filter((s) => s.version === 'v1').length} of ${run.slow.length} slow answered`
   );
 }
