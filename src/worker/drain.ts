@@ -35,15 +35,20 @@
  *    listens for the drain event it owns the rest of its wind-down: the worker
  *    exits when its event loop is empty. Either way the master kills it at
  *    the drain timeout, ending whatever streams and requests are left.
+ *
+ * HTTP/1.1 rules read Node internals; the worker checks them at its first
+ * HTTP listen and warns once if one is missing (http-internals.ts).
  */
 import cluster from 'node:cluster';
 import net from 'node:net';
 import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } from '../ipc.js';
-import { drainConnections } from './http-connections.js';
+import { drainConnections, speaksHttp1 } from './http-connections.js';
+import { httpInternals } from './http-internals.js';
 import { drainSessions, isHttp2Server, trackSessions } from './http2-sessions.js';
 
 const servers = new Set<net.Server>();
 let draining = false;
+let checkedHttpInternals = false;
 
 /** Record every server the app starts listening, before any app code runs. */
 export function trackServers(): void {
@@ -58,6 +63,10 @@ function watchServer(server: net.Server): void {
   if (servers.has(server)) return;
   servers.add(server);
   if (isHttp2Server(server)) trackSessions(server);
+  if (speaksHttp1(server) && !checkedHttpInternals) {
+    checkedHttpInternals = true;
+    warnOfMissingHttpInternals();
+  }
   let address: string | undefined;
   server.on('listening', () => {
     address = formatAddress(server.address());
@@ -67,6 +76,20 @@ function watchServer(server: net.Server): void {
     if (address) tellMaster({ liveswap: 'closed', address });
     address = undefined;
   });
+}
+
+/** Once per worker: what this Node lacks of the internals the HTTP/1.1 drain reads, and what it does instead. */
+function warnOfMissingHttpInternals(): void {
+  const { missing, lastResponseCloses, idleRule } = httpInternals();
+  if (missing.length === 0) return;
+  const instead = [
+    ...(lastResponseCloses ? [] : ['responses do not say Connection: close']),
+    ...(idleRule ? [] : ["idle keep-alive sockets are left to the server's keepAliveTimeout (lowered to 1 s for those that go idle during the drain)"]),
+  ];
+  process.stderr.write(
+    `liveswap worker: Node ${process.version} lacks ${missing.join(', ')}, which the HTTP/1.1 drain reads; ` +
+      `draining falls back to slower rules: ${instead.join('; ')}\n`,
+  );
 }
 
 function tellMaster(message: AddressMessage): void {
