@@ -1,6 +1,6 @@
 /**
  * TLS connections still in their handshake when the drain starts (drain
- * rule 9), on every TLS server the app listens with (https, http2's secure
+ * rule 6), on every TLS server the app listens with (https, http2's secure
  * server).
  *
  * A handshake that completes during the drain needs nothing from here: Node
