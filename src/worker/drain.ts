@@ -28,9 +28,12 @@
  * 5. HTTP/2: a session that has not received a stream yet gets the 1 s of
  *    rule 3: GOAWAY follows its first streams (they are served) or the end
  *    of that second. See http2-sessions.ts.
- * 6. The app is told (`process.on('liveswap:drain')`) so it can close
+ * 6. TLS: a connection still in its handshake finishes it and then follows
+ *    the rules of the protocol its ALPN chose, as a connection that has not
+ *    sent a request yet; a handshake that receives nothing for 1 s is closed.
+ * 7. The app is told (`process.on('liveswap:drain')`) so it can close
  *    WebSockets, long polls and timers.
- * 7. When every server has closed (all its connections ended) the worker
+ * 8. When every server has closed (all its connections ended) the worker
  *    leaves the cluster with cluster's own handshake, then exits. If the app
  *    listens for the drain event it owns the rest of its wind-down: the worker
  *    exits when its event loop is empty. Either way the master kills it at
@@ -45,6 +48,7 @@ import { DRAIN_EVENT, formatAddress, type AddressMessage, type DrainNotice } fro
 import { drainConnections, speaksHttp1 } from './http-connections.js';
 import { httpInternals } from './http-internals.js';
 import { drainSessions, isHttp2Server, trackSessions } from './http2-sessions.js';
+import { drainHandshakes, isTlsServer, trackHandshakes } from './tls-handshakes.js';
 
 const servers = new Set<net.Server>();
 let draining = false;
@@ -63,6 +67,7 @@ function watchServer(server: net.Server): void {
   if (servers.has(server)) return;
   servers.add(server);
   if (isHttp2Server(server)) trackSessions(server);
+  if (isTlsServer(server)) trackHandshakes(server);
   if (speaksHttp1(server) && !checkedHttpInternals) {
     checkedHttpInternals = true;
     warnOfMissingHttpInternals();
@@ -114,12 +119,14 @@ export async function drain(timeoutMs: number): Promise<void> {
   const closing = Promise.all([...servers].map(closeServer));
   const stopIdleChecks = drainConnections(servers);
   const stopSessionChecks = drainSessions();
+  const stopHandshakeChecks = drainHandshakes();
   const notice: DrainNotice = { timeoutMs, deadline: Date.now() + timeoutMs };
   const appTakesPart = process.listenerCount(DRAIN_EVENT) > 0;
   (process.emit as (event: string, notice: DrainNotice) => boolean)(DRAIN_EVENT, notice);
   await closing;
   stopIdleChecks();
   stopSessionChecks();
+  stopHandshakeChecks();
   await leaveCluster();
   if (!appTakesPart) process.exit(0);
   // Otherwise the app winds down and the process exits when its loop is empty.

@@ -1,5 +1,5 @@
 /**
- * The HTTP/2 side of a drain (rules 6 to 8 in drain.ts), for every
+ * The HTTP/2 side of a drain (rules 4 and 5 in drain.ts), for every
  * `node:http2` server the app listens with, and so for every @grpc/grpc-js
  * server.
  *
