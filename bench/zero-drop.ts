@@ -21,6 +21,10 @@
  *      from the first (after 10 s of load without upgrades), beside three
  *      controls under the same load for the same time with no upgrade: the
  *      liveswap master, a plain primary, and a plain primary with node:tls.
+ *   5. gRPC: the acceptance suite's @grpc/grpc-js server (test/fixtures/apps/
+ *      grpc) upgraded v1 → v2 under 16 channels looping unary calls, with 8
+ *      calls of 3 s in flight: calls, failures, slow calls completed, upgrade
+ *      duration, first v2 and last v1 answer.
  *
  * Every load loop is bounded (per-client count and a hard stop in the load
  * generator); every wait for an event has a deadline. Prints markdown tables
@@ -29,6 +33,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { upgradeUnderLoad } from '../test/helpers/acceptance.js';
+import { greeterScenario } from '../test/helpers/greeter.js';
 import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import type { MasterProcess } from '../test/helpers/processes.js';
@@ -42,8 +48,8 @@ import { liveswapMaster, plainCluster } from './lib/servers.js';
 import { STEADY_ROUNDS, STEADY_SEGMENTS, STEADY_SLICE_MS, steadyState, withInterval } from './steady-state.js';
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
-/** Which parts to run (all by default): steady, upgrades, cutover, rss. */
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'steady,upgrades,cutover,rss').split(','));
+/** Which parts to run (all by default): steady, upgrades, cutover, rss, grpc. */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'steady,upgrades,cutover,rss,grpc').split(','));
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SLOW = 8;
 const SLOW_MS = 3000;
@@ -300,6 +306,43 @@ async function rssAcrossUpgrades() {
   return { rows, upgrades, controls, spread: spreadOf(upgrades.rss), failed: upgrades.failed };
 }
 
+// --- 5. gRPC ------------------------------------------------------------------
+
+const GRPC_CHANNELS = 16;
+
+/** The acceptance scenario of the gRPC app (test/helpers/acceptance.ts), measured. */
+async function grpcUpgrade() {
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const run = await upgradeUnderLoad({ after: (fn) => void cleanups.push(fn) }, greeterScenario(GRPC_CHANNELS));
+    const stats = await run.load.stop();
+    const answeredBy = (version: string) => stats.replies.filter((r) => r.body === version).map((r) => r.answeredAt - run.calledAt);
+    const firstNew = Math.min(...answeredBy('v2'));
+    const upgradeMs = run.returnedAt - run.calledAt;
+    const slowCompleted = run.slow.filter((s) => s.version === 'v1').length;
+    return {
+      row: {
+        workers: 2,
+        channels: GRPC_CHANNELS,
+        calls: stats.ok + stats.failed,
+        failed: stats.failed,
+        'failed by kind': Object.entries(stats.errors).map(([kind, count]) => `${kind} ${count}`).join(', ') || '-',
+        'slow completed': `${slowCompleted} of ${run.slow.length}`,
+        'upgrade ms': ms(upgradeMs),
+        'first new ms': ms(firstNew),
+        'last old ms': ms(Math.max(...answeredBy('v1'))),
+      },
+      failed: stats.failed,
+      slowCompleted,
+      slowStarted: run.slow.length,
+      upgradeMs,
+      firstNew,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
 // --- main -------------------------------------------------------------------
 
 async function main() {
@@ -313,6 +356,7 @@ async function main() {
   }
   const timing = PHASES.has('cutover') ? await cutoverTiming() : undefined;
   const rss = PHASES.has('rss') ? await rssAcrossUpgrades() : undefined;
+  const grpc = PHASES.has('grpc') ? await grpcUpgrade() : undefined;
 
   const strip = (row: Record<string, string | number>) => Object.fromEntries(Object.entries(row).filter(([k]) => !k.startsWith('_')));
   const targets: { target: string; measured: string; met: string }[] = [];
@@ -349,6 +393,13 @@ async function main() {
     target('0 failed requests across the RSS upgrades', rss.failed === 0, `${rss.failed} failed`);
     target(`master RSS flat (±10%) across ${RSS_UPGRADES} upgrades`, rss.spread <= 0.1, `spread ${(rss.spread * 100).toFixed(1)}% of the value before the first upgrade`);
   }
+  if (grpc) {
+    console.log(`\n### gRPC: an @grpc/grpc-js server upgraded v1 → v2 under ${GRPC_CHANNELS} channels looping unary calls, ${grpc.slowStarted} calls of ${SLOW_MS / 1000} s in flight\n\n${table([grpc.row])}`);
+    target('0 failed RPCs in the gRPC upgrade', grpc.failed === 0, `${grpc.failed} failed`);
+    target('every in-flight slow call completed on the old version', grpc.slowCompleted === grpc.slowStarted, `${grpc.slowCompleted} of ${grpc.slowStarted}`);
+    target('first new-version gRPC answer within 1 s of the Upgrade call', grpc.firstNew <= 1000, `${ms(grpc.firstNew)} ms`);
+    target('gRPC Upgrade returns within 4 s', grpc.upgradeMs <= 4000, `${ms(grpc.upgradeMs)} ms`);
+  }
   console.log(`\n### Targets\n\n${table(targets)}\n\n(${Math.round((Date.now() - began) / 1000)} s)`);
 
   const file = writeJson(path.join(ROOT, 'bench', 'results'), 'zero-drop.json', {
@@ -359,6 +410,7 @@ async function main() {
     upgrades: upgradeRuns,
     timing: timing?.map(strip),
     rss,
+    grpc: grpc?.row,
     targets,
   });
   console.log(`wrote ${path.relative(process.cwd(), file)}`);

@@ -14,7 +14,8 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
-import { drainConnections, httpInternalsHold } from '../src/worker/http-connections.js';
+import { drainConnections } from '../src/worker/http-connections.js';
+import { connectionsOf, httpInternals, type HttpSocket } from '../src/worker/http-internals.js';
 import { rawClient } from './helpers/net.js';
 import { waitFor, withDeadline } from './helpers/wait.js';
 
@@ -33,12 +34,18 @@ async function connectPair(server: http.Server, port: number) {
 }
 
 test('this Node keeps the connection list, parsers and sockets the drain reads', async (t) => {
+  // What the worker checks at its first listen, on an in-memory connection...
+  assert.deepEqual(httpInternals(), { missing: [], lastResponseCloses: true, idleRule: true });
+  // ...holds on a listening server with a real connection too.
   const server = http.createServer((req, res) => res.end('ok'));
   const port = await listening(server);
   t.after(() => server.close());
   const { client, serverSide } = await connectPair(server, port);
   t.after(() => client.destroy());
-  assert.equal(httpInternalsHold(server, serverSide), true);
+  const parser = connectionsOf(server)?.all().find((candidate) => candidate.socket === serverSide);
+  assert.ok(parser, "the server's connections list has the connection's parser");
+  assert.equal((serverSide as HttpSocket).parser, parser);
+  assert.ok('incoming' in parser);
 });
 
 test('draining: idle keep-alive and never-used sockets are closed after the grace, one halfway through a request is not', async (t) => {

@@ -32,6 +32,10 @@ export function statusText(s: GetStatusResponse): string {
     const w = s.lastCrash;
     lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${w.reason}`);
   }
+  if (s.lastKilledAtDrainTimeout) {
+    const w = s.lastKilledAtDrainTimeout;
+    lines.push(`killed at the drain timeout: ${s.killedAtDrainTimeout} worker(s) since the master started; last: worker ${w.id} (pid ${w.pid}, gen ${w.generation})`);
+  }
   if (s.workers.length > 0) lines.push('', workerTable(s.workers));
   return lines.join('\n');
 }

@@ -134,6 +134,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
         counts: toProtoCounts(s.counts),
         readyMode: toProtoReadyMode(s.readyMode),
         lastCrash: s.lastCrash && toProtoWorker(s.lastCrash),
+        lastKilledAtDrainTimeout: s.lastKilledAtDrainTimeout && toProtoWorker(s.lastKilledAtDrainTimeout),
         watchers: streams.size,
       };
     }),

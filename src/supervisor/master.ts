@@ -88,6 +88,10 @@ export interface MasterStatus {
   lastCrash?: WorkerInfo;
   /** Spare processes ready to become workers. */
   spares: number;
+  /** Workers killed at the drain timeout since the master started. */
+  killedAtDrainTimeout: number;
+  /** The most recent of them, as it was when it exited. */
+  lastKilledAtDrainTimeout?: WorkerInfo;
 }
 
 export interface UpgradeReport {
@@ -126,6 +130,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private readonly lock = new OperationLock();
   private readonly reconciler: Reconciler;
   private stopping: Promise<DieResult> | undefined;
+  private killedAtDrainTimeout = 0;
+  private lastKilledAtDrainTimeout: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
 
@@ -139,6 +145,11 @@ export class Master extends EventEmitter<MasterEvents> {
     this.pool.on('transition', (event) => this.emit('transition', event));
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
     this.reconciler = new Reconciler(this.pool, config, log, () => this.current);
+    this.pool.on('exit', (worker) => {
+      if (!worker.killedAtDrainTimeout) return;
+      this.killedAtDrainTimeout++;
+      this.lastKilledAtDrainTimeout = worker.info();
+    });
   }
 
   get isStopping(): boolean {
@@ -162,6 +173,8 @@ export class Master extends EventEmitter<MasterEvents> {
       respawnsPending: this.reconciler.pending,
       spares: this.launcher.spares?.() ?? 0,
       ...(this.reconciler.lastCrash && { lastCrash: this.reconciler.lastCrash }),
+      killedAtDrainTimeout: this.killedAtDrainTimeout,
+      ...(this.lastKilledAtDrainTimeout && { lastKilledAtDrainTimeout: this.lastKilledAtDrainTimeout }),
     };
   }
 

@@ -17,13 +17,17 @@
  *     nothing: Node times their headers from the moment they connect);
  *   - on each socket, the response being sent (`_httpMessage`, null between
  *     requests) and, on its parser, the last request parsed (`incoming`).
- * Those are internals; httpInternalsHold() says whether this Node has them
- * (a test checks it on every run, so a Node that changes them fails CI
- * rather than a drain). What a Node without them would lose: without the
- * connections list, idle sockets are left to the server's keepAliveTimeout
- * or the drain timeout; without `parser.incoming`, no response says
- * `Connection: close`, and busy keep-alive sockets are left to the drain
- * timeout too.
+ * Those are internals. The worker checks them once, at its first listen
+ * (http-internals.ts), and warns naming any that this Node lacks; the drain
+ * then does without the rules that need them, never resetting a socket a
+ * client may be using: without `parser.incoming` no response says
+ * `Connection: close`, and a busy keep-alive socket closes by the idle rule
+ * after its last response; without the connections list, `active()` or
+ * `_httpMessage`, the idle rule gives way to the server's keepAliveTimeout,
+ * lowered to the grace, for sockets that go idle during the drain, and the
+ * timer they already have (or the drain timeout) for sockets idle before it.
+ * A test runs the probe on every Node line CI runs, so a Node that changes
+ * them fails CI rather than degrading a drain unnoticed.
  *
  * The idle rule (drain rule 3): once the drain has started, a keep-alive
  * socket is closed when it has had no response in flight, no request being
@@ -46,39 +50,14 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
+import { connectionsOf, httpInternals, type ConnectionsList, type HttpSocket } from './http-internals.js';
 
 export const DRAIN_IDLE_GRACE_MS = 1000;
 const IDLE_CHECK_INTERVAL_MS = 100;
 
-/** What Node's connections list gives: one HTTP parser per connection. */
-interface HttpParser {
-  socket: HttpSocket | null;
-  incoming: http.IncomingMessage | null;
-}
-interface ConnectionsList {
-  all(): HttpParser[];
-  /** Parsers that have started reading a request and not finished it, and fresh connections. */
-  active(): HttpParser[];
-}
-type HttpSocket = net.Socket & { parser?: HttpParser | null; _httpMessage?: http.ServerResponse | null };
-
-/** The server's connections list (set up when it starts listening); undefined for a server that is not HTTP(S). */
-function connectionsOf(server: net.Server): ConnectionsList | undefined {
-  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
-  const list = key && (server as unknown as Record<symbol, unknown>)[key];
-  return list && typeof (list as ConnectionsList).all === 'function' && typeof (list as ConnectionsList).active === 'function'
-    ? (list as ConnectionsList)
-    : undefined;
-}
-
-/**
- * Whether this Node keeps what the drain reads, checked on a listening HTTP
- * server with a connection open (`socket` is the server's side of it).
- */
-export function httpInternalsHold(server: http.Server, socket: net.Socket): boolean {
-  const parsers = connectionsOf(server)?.all() ?? [];
-  const parser = parsers.find((candidate) => candidate.socket === socket);
-  return parser !== undefined && (socket as HttpSocket).parser === parser && 'incoming' in parser;
+/** http.Server, https.Server and http2's secure server (whose allowHTTP1 connections are HTTP/1.1). */
+export function speaksHttp1(server: net.Server): boolean {
+  return typeof (server as Partial<http.Server>).closeIdleConnections === 'function';
 }
 
 /**
@@ -129,13 +108,30 @@ interface Activity {
  * the idle checks.
  */
 export function drainConnections(servers: Iterable<net.Server>): () => void {
-  closeAfterLastResponses();
-  const lists = [...servers].map(connectionsOf).filter((list): list is ConnectionsList => list !== undefined);
+  const internals = httpInternals();
+  if (internals.lastResponseCloses) closeAfterLastResponses();
+  const httpServers = [...servers].filter(speaksHttp1);
+  if (!internals.idleRule) {
+    for (const server of httpServers) closeKeepAliveSocketsSooner(server as http.Server);
+    return () => {};
+  }
+  const lists = httpServers.map(connectionsOf).filter((list): list is ConnectionsList => list !== undefined);
   if (lists.length === 0) return () => {};
   const seen = new WeakMap<net.Socket, Activity>();
   const timer = setInterval(() => closeIdleSockets(lists, seen), IDLE_CHECK_INTERVAL_MS);
   timer.unref(); // The sockets keep the worker alive, not this check.
   return () => clearInterval(timer);
+}
+
+/**
+ * The fallback for rule 3 on a Node without the internals it reads: Node's
+ * own keepAliveTimeout, lowered to the grace, closes a socket that goes idle
+ * during the drain (the same race that timeout runs every day); a socket
+ * already idle keeps the timer it has (5 s by default) or is left to the
+ * drain timeout.
+ */
+function closeKeepAliveSocketsSooner(server: http.Server): void {
+  if (!(server.keepAliveTimeout > 0 && server.keepAliveTimeout <= DRAIN_IDLE_GRACE_MS)) server.keepAliveTimeout = DRAIN_IDLE_GRACE_MS;
 }
 
 function closeIdleSockets(lists: ConnectionsList[], seen: WeakMap<net.Socket, Activity>): void {

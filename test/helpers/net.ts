@@ -1,5 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import { runLoops, type Load } from './load.js';
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -19,9 +21,20 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-export function get(port: number, path = '/', agent?: http.Agent | false, timeoutMs = 10_000): Promise<Reply> {
+export interface LoadOptions {
+  keepAlive?: number;
+  close?: number;
+  maxRequests?: number;
+  path?: string;
+  /** HTTPS, trusting this CA (PEM). */
+  ca?: Buffer;
+}
+
+/** A GET on 127.0.0.1; over HTTPS when `ca` (PEM) is given. */
+export function get(port: number, path = '/', agent?: http.Agent | false, timeoutMs = 10_000, ca?: Buffer): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: agent ?? false, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path, agent: agent ?? false, timeout: timeoutMs, ...(ca && { ca }) };
+    const req = (ca ? https : http).get(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (body += chunk));
@@ -56,66 +69,18 @@ export function accepts(port: number): Promise<boolean> {
   });
 }
 
-export interface LoadStats {
-  ok: number;
-  failed: number;
-  /** Failures by error code or message. */
-  errors: Record<string, number>;
-  /** Responses by body. */
-  bodies: Record<string, number>;
-  /** Bodies in the order they arrived (per client, concatenated). */
-  sequences: string[][];
-  /** Every answered request: when it was sent and answered (Date.now()), and its body. */
-  replies: { sentAt: number; answeredAt: number; body: string }[];
-}
-
 /**
  * Light steady load: `keepAlive` clients reusing one socket each and `close`
  * clients opening a new connection per request, each looping until stop()
- * or until `maxRequests` per client. Bounded in time by the caller's stop().
+ * or until `maxRequests` per client. Any HTTP answer counts as served (the
+ * seed's v2 answers 404 by design); a failure is a request that got no
+ * answer: reset, refused, hung. With `ca`, over HTTPS.
  */
-export function startLoad(
-  port: number,
-  { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/' } = {},
-): { stop(): Promise<LoadStats>; peek(): LoadStats['replies'] } {
-  const stats: LoadStats = { ok: 0, failed: 0, errors: {}, bodies: {}, sequences: [], replies: [] };
-  let running = true;
-  const agents: http.Agent[] = [];
-  const loop = async (agent: http.Agent | false) => {
-    const sequence: string[] = [];
-    stats.sequences.push(sequence);
-    for (let i = 0; running && i < maxRequests; i++) {
-      try {
-        // Any HTTP answer counts as served (the seed's v2 answers 404 by design);
-        // a failure is a request that got no answer: reset, refused, hung.
-        const sentAt = Date.now();
-        const reply = await get(port, path, agent, 5000);
-        stats.ok++;
-        stats.replies.push({ sentAt, answeredAt: Date.now(), body: reply.body });
-        stats.bodies[reply.body] = (stats.bodies[reply.body] ?? 0) + 1;
-        if (sequence.at(-1) !== reply.body) sequence.push(reply.body);
-      } catch (error) {
-        stats.failed++;
-        const key = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-        stats.errors[key] = (stats.errors[key] ?? 0) + 1;
-      }
-    }
-  };
-  const loops = [
-    ...Array.from({ length: keepAlive }, () => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      agents.push(agent);
-      return loop(agent);
-    }),
-    ...Array.from({ length: close }, () => loop(false)),
-  ];
-  return {
-    peek: () => stats.replies,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      for (const agent of agents) agent.destroy();
-      return stats;
-    },
-  };
+export function startLoad(port: number, { keepAlive = 4, close = 4, maxRequests = 20_000, path = '/', ca }: LoadOptions = {}): Load {
+  const agents = Array.from({ length: keepAlive }, () => new (ca ? https : http).Agent({ keepAlive: true, maxSockets: 1 }));
+  const body = (agent: http.Agent | false) => async () => (await get(port, path, agent, 5000, ca)).body;
+  return runLoops([...agents.map(body), ...Array.from({ length: close }, () => body(false))], {
+    maxRequests,
+    cleanup: () => agents.forEach((agent) => agent.destroy()),
+  });
 }
