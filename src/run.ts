@@ -5,7 +5,7 @@
 import { checkControlSecurity, checkEndpoint, checkHostPort, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
 import { serverCredentials, startControlServer, type ControlServer } from './control/control-server.js';
 import { invalidArgument, optionName, unavailable, type Spell } from './common/errors.js';
-import { becomeForegroundMaster } from './foreground.js';
+import { becomeForegroundMaster } from './supervisor/foreground.js';
 import { checkPreUpgradeHook } from './supervisor/hook.js';
 import { resolveTarget } from './common/target.js';
 import type { Launcher } from './supervisor/launcher.js';

@@ -8,8 +8,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
-import type { Logger } from './common/logger.js';
-import type { Master } from './supervisor/master.js';
+import type { Logger } from '../common/logger.js';
+import type { Master } from './master.js';
 import { detachStdio, hasControllingTerminal, terminalStdio } from './terminal.js';
 
 export function becomeForegroundMaster(master: Master, log: Logger): void {
