@@ -23,7 +23,10 @@ const V3 = fixture('v3.js');
 
 const SMALL: Partial<MasterConfig> = {
   readyTimeoutMs: 200,
-  drainTimeoutMs: 200,
+  // Well-behaved fakes exit 1 ms after the drain request; a drain timeout as
+  // short as the ready timeout killed one when a loaded machine stalled this
+  // process for 200 ms between the request and the fake's exit timer.
+  drainTimeoutMs: 1000,
   stableMs: 20,
   backoffInitialMs: 10,
   // One new worker at a time unless a test says otherwise, so every
@@ -161,7 +164,7 @@ for (const n of [2, 4]) {
     assert.equal(fresh.length, n);
     // Each old one was drained with the configured timeout and exited cleanly, before upgrade resolved.
     for (const p of old) {
-      assert.deepEqual(p.sent, [{ liveswap: 'drain', timeoutMs: 200 }]);
+      assert.deepEqual(p.sent, [{ liveswap: 'drain', timeoutMs: 1000 }]);
       assert.deepEqual(p.signals, []);
       assert.equal(p.exited, true);
       assert.equal(p.exitCode, 0);
@@ -195,7 +198,7 @@ test('upgrade: an old worker that ignores the drain request is killed at the dra
   rec.stop();
 
   assert.equal(result.killedAtDrainTimeout, n);
-  assert.ok(tookMs >= 190, `upgrade resolved after ${tookMs} ms, before the 200 ms drain timeout`);
+  assert.ok(tookMs >= 990, `upgrade resolved after ${tookMs} ms, before the 1000 ms drain timeout`);
   for (const p of launcher.ofGeneration(1)) {
     assert.equal(p.drainRequested, true);
     assert.deepEqual(p.signals, ['SIGKILL']);
