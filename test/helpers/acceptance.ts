@@ -5,8 +5,10 @@
  * v2; then the checks of each kind of app, on counts:
  * - checkNoDrop (HTTP/1.1, HTTP/2, gRPC): no request failed, every slow one
  *   was answered by v1, every request sent after the Upgrade returned by v2,
- *   and the Upgrade returned within 1 s of the slowest in-flight answer (the
- *   drain waited for the requests, not for the drain timeout);
+ *   and the Upgrade returned within 1 s of the slowest in-flight answer, or
+ *   of the last old worker's drain start when the new workers took longer
+ *   than that to be ready (the drain waited for the requests, not for the
+ *   drain timeout);
  * - checkRecipeCutover (WebSockets whose app closes them on the drain): no
  *   connection ended without a close frame (1006), and every client was on
  *   v2 by 1 s after the Upgrade returned.
@@ -50,7 +52,6 @@ export interface SlowAnswer {
 
 export interface Run<L> {
   master: MasterProcess;
-  port: number;
   load: L;
   upgrade: UpgradeResponse;
   /** When the Upgrade was called and when it returned (Date.now()). */
@@ -120,7 +121,7 @@ export async function upgradeUnderLoad<L extends { stop(): Promise<unknown> }>(t
   const slowAnswers = await Promise.all(slow);
   await scenario.settle(load, returnedAt);
   const lastDrainBegan = Math.max(...drains.began);
-  return { master, port, load, upgrade, calledAt, returnedAt, slow: slowAnswers, lastDrainBegan, lastOldExited: Math.max(...drains.exited) };
+  return { master, load, upgrade, calledAt, returnedAt, slow: slowAnswers, lastDrainBegan, lastOldExited: Math.max(...drains.exited) };
 }
 
 /** A `settle`: waits until 200 requests were sent after the Upgrade returned, enough to see who answers now. */
