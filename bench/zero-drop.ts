@@ -21,7 +21,7 @@
  *      from the first (after 10 s of load without upgrades), beside three
  *      controls under the same load for the same time with no upgrade: the
  *      liveswap master, a plain primary, and a plain primary with node:tls.
- *   5. gRPC: the acceptance suite's @grpc/grpc-js server (test/fixtures/apps/
+ *   5. gRPC: the acceptance suite's @grpc/grpc-js server (test/fixtures/
  *      grpc) upgraded v1 → v2 under 16 channels looping unary calls, with 8
  *      calls of 3 s in flight: calls, failures, slow calls completed, upgrade
  *      duration, first v2 and last v1 answer.
