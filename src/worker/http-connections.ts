@@ -53,7 +53,18 @@ import type net from 'node:net';
 import { connectionsOf, httpInternals, type ConnectionsList, type HttpSocket } from './http-internals.js';
 
 export const DRAIN_IDLE_GRACE_MS = 1000;
-const IDLE_CHECK_INTERVAL_MS = 100;
+const DRAIN_CHECK_INTERVAL_MS = 100;
+
+/**
+ * Runs a drain rule's check every 100 ms until the returned function stops
+ * it. The connections keep the worker alive, not the check (unref), so a
+ * worker whose last connection ends exits without waiting for it.
+ */
+export function everyDrainCheck(check: () => void): () => void {
+  const timer = setInterval(check, DRAIN_CHECK_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 
 /** http.Server, https.Server and http2's secure server (whose allowHTTP1 connections are HTTP/1.1). */
 export function speaksHttp1(server: net.Server): boolean {
@@ -118,9 +129,7 @@ export function drainConnections(servers: Iterable<net.Server>): () => void {
   const lists = httpServers.map(connectionsOf).filter((list): list is ConnectionsList => list !== undefined);
   if (lists.length === 0) return () => {};
   const seen = new WeakMap<net.Socket, Activity>();
-  const timer = setInterval(() => closeIdleSockets(lists, seen), IDLE_CHECK_INTERVAL_MS);
-  timer.unref(); // The sockets keep the worker alive, not this check.
-  return () => clearInterval(timer);
+  return everyDrainCheck(() => closeIdleSockets(lists, seen));
 }
 
 /**

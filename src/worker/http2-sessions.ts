@@ -36,9 +36,7 @@
  */
 import type { ServerHttp2Session } from 'node:http2';
 import type net from 'node:net';
-import { DRAIN_IDLE_GRACE_MS } from './http-connections.js';
-
-const CHECK_INTERVAL_MS = 100;
+import { DRAIN_IDLE_GRACE_MS, everyDrainCheck } from './http-connections.js';
 
 interface SessionEntry {
   /** The connection under the session, from its `connect` event. */
@@ -78,9 +76,7 @@ export function drainSessions(): () => void {
   const now = Date.now();
   for (const entry of sessions.values()) entry.graceFrom = now;
   checkSessions();
-  const timer = setInterval(checkSessions, CHECK_INTERVAL_MS);
-  timer.unref(); // The connections keep the worker alive, not this check.
-  return () => clearInterval(timer);
+  return everyDrainCheck(checkSessions);
 }
 
 function checkSessions(): void {

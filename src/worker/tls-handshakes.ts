@@ -20,9 +20,7 @@
  * a TLS handshake costs a thousand times more. Everything read is public API.
  */
 import type net from 'node:net';
-import { DRAIN_IDLE_GRACE_MS } from './http-connections.js';
-
-const CHECK_INTERVAL_MS = 100;
+import { DRAIN_IDLE_GRACE_MS, everyDrainCheck } from './http-connections.js';
 
 /** A Set of sockets that forgets closed ones whenever it has doubled in size. */
 class LiveSockets {
@@ -80,9 +78,7 @@ export function drainHandshakes(): () => void {
     if (!done.has(clientOf(raw))) handshakes.set(raw, { bytesRead: raw.bytesRead, since: now });
   }
   if (handshakes.size === 0) return () => {};
-  const timer = setInterval(() => endStalledHandshakes(handshakes), CHECK_INTERVAL_MS);
-  timer.unref(); // The connections keep the worker alive, not this check.
-  return () => clearInterval(timer);
+  return everyDrainCheck(() => endStalledHandshakes(handshakes));
 }
 
 function endStalledHandshakes(handshakes: Map<net.Socket, Progress>): void {
