@@ -17,6 +17,11 @@ export interface LiveswapOptions {
   target: string;
   /** Number of workers (default 2). */
   forks?: number;
+  /**
+   * Follow `target`: when it (or any symlink on the way to it, e.g.
+   * `current -> releases/N`) resolves to another file, upgrade to it.
+   */
+  follow?: boolean;
   /** Control service port (default 3000; 0 picks a free port). */
   port?: number;
   /** Control service address (default 127.0.0.1). */
@@ -80,6 +85,7 @@ export function masterOptions(options: MasterOptions): RunMasterOptions {
       ...(options.stateDir !== undefined && { stateDir: fromHere(options.stateDir) }),
     },
     ...(options.forks !== undefined && { forks: options.forks }),
+    ...(options.follow && options.target !== undefined && { follow: fromHere(options.target) }),
     ...(options.preUpgrade !== undefined && { preUpgrade: fromHere(options.preUpgrade) }),
     ...(options.readyMode !== undefined && { readyMode: options.readyMode }),
     ...(options.readyTimeoutMs !== undefined && { readyTimeoutMs: options.readyTimeoutMs }),

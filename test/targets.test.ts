@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort, get } from './helpers/net.js';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fixture, tempDir } from './helpers/paths.js';
+import { fixture } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
+import { releaseDir } from './helpers/releases.js';
 import { waitFor } from './helpers/wait.js';
 
 test('CommonJS, ESM and directory targets, one upgrade after another', async (t) => {
@@ -66,36 +65,8 @@ test('workers know who they are: LIVESWAP_WORKER_ID, LIVESWAP_GENERATION, LIVESW
   assert.equal((await get(port, '/pid')).body, `v1 ${worker.pid}`);
 });
 
-/**
- * A capistrano-style deploy directory: releases r1 and r2, each an app.js
- * answering its release's name, and `current -> r1`. flip() moves the link
- * the way deploy tools do: a new link renamed over the old one.
- */
-function deployDir(): { deploy: string; current: string; release(name: string): string; flip(to: string): void } {
-  const deploy = tempDir();
-  for (const release of ['r1', 'r2']) {
-    fs.mkdirSync(path.join(deploy, release));
-    fs.writeFileSync(
-      path.join(deploy, release, 'app.js'),
-      `require(${JSON.stringify(fixture('lib/serve.js'))})(${JSON.stringify(release)})\n`,
-    );
-  }
-  fs.writeFileSync(path.join(deploy, 'package.json'), '{"type":"commonjs"}');
-  fs.symlinkSync(path.join(deploy, 'r1'), path.join(deploy, 'current'));
-  return {
-    deploy,
-    current: path.join(deploy, 'current', 'app.js'),
-    release: (name) => path.join(deploy, name, 'app.js'),
-    flip(to) {
-      const next = path.join(deploy, 'current.next');
-      fs.symlinkSync(path.join(deploy, to), next);
-      fs.renameSync(next, path.join(deploy, 'current'));
-    },
-  };
-}
-
 test('a symlinked target is pinned to the release it pointed at', async (t) => {
-  const { current, release, flip } = deployDir();
+  const { current, release, flip } = releaseDir(['r1', 'r2']);
   const port = await freePort();
   const master = await startMaster(current, { forks: 1, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
@@ -118,7 +89,7 @@ test('a symlinked target is pinned to the release it pointed at', async (t) => {
 });
 
 test('SIGHUP after the link moved reloads the release it points to now; Kill before it keeps the running one', async (t) => {
-  const { current, release, flip } = deployDir();
+  const { current, release, flip } = releaseDir(['r1', 'r2']);
   const port = await freePort();
   const master = await startMaster(current, { forks: 2, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());

@@ -29,6 +29,8 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'log-format': ['start'],
   'metrics-port': ['start'],
   'metrics-address': ['start'],
+  // Issue 21 (deploy): follow a release link, probes on their own port, fleet rollouts.
+  follow: ['start'],
   'ready-timeout': ['start', 'upgrade'],
   'ready-mode': ['start', 'upgrade'],
   'drain-timeout': ['start', 'upgrade', 'die'],
@@ -84,6 +86,7 @@ export function parser(argv: string[]) {
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
       .option('metrics-port', { type: 'number', describe: 'With -s: serve Prometheus metrics at http://ADDR:PORT/metrics (0 picks a free port; unauthenticated)' })
       .option('metrics-address', { type: 'string', describe: `With --metrics-port: the address to serve metrics on (default ${DEFAULTS.address})` })
+      .option('follow', { type: 'boolean', describe: 'With -s FILE: when FILE (or a symlink on the way, e.g. current -> releases/N) resolves to another file, upgrade to it' })
       .option('token', { type: 'string', describe: 'The master\'s control token (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
       .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
@@ -146,6 +149,7 @@ export function checkArgs(args: Args): Command {
   }
   checkSecurityArgs(args, command);
   if (given(args, 'metrics-address') && !given(args, 'metrics-port')) throw new UsageError('--metrics-address needs --metrics-port');
+  checkDeployArgs(args);
   // A master checks its own settings as it starts (run.ts); a client's are checked before it dials.
   if (command !== 'start') {
     checkEndpoint(controlEndpoint(args), { spell: flagOf, dial: true });
@@ -167,4 +171,9 @@ function checkSecurityArgs(args: Args, command: Command): void {
   if (command === 'start' && given(args, 'tls-ca') && !given(args, 'tls-cert')) {
     throw new UsageError('--tls-ca on the master requires client certificates, which needs TLS: give --tls-cert and --tls-key too');
   }
+}
+
+/** Issue 21's flags: --follow. */
+function checkDeployArgs(args: Args): void {
+  if (given(args, 'follow') && !args.start) throw new UsageError('--follow needs -s FILE: the path to follow');
 }

@@ -28,6 +28,7 @@ const OPTION_OF_FLAG = {
   'metrics-address': 'metricsAddress',
   'state-dir': 'stateDir',
   insecure: 'insecure',
+  follow: 'follow',
 } as const satisfies Record<string, keyof MasterOptions>;
 
 const FLAG_OF_OPTION: Record<string, string> = {

@@ -34,6 +34,8 @@ export interface MasterConfig {
   spares?: number;
   /** Absolute path of the pre-upgrade hook module, if any. */
   preUpgrade?: string;
+  /** The absolute path to follow (--follow): when it resolves to another file, the master upgrades to it (follower.ts). */
+  follow?: string;
   hookTimeoutMs: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
@@ -59,6 +61,7 @@ export function resolveMasterConfig(partial: Partial<MasterConfig> = {}, spell: 
     backoffMaxMs: partial.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
     backoffResetMs: partial.backoffResetMs ?? DEFAULTS.backoffResetMs,
     ...(partial.preUpgrade !== undefined && { preUpgrade: resolveHook(partial.preUpgrade) }),
+    ...(partial.follow !== undefined && { follow: partial.follow }),
   };
   checkForks(config.forks, spell);
   checkDurations({ readyTimeoutMs: config.readyTimeoutMs, drainTimeoutMs: config.drainTimeoutMs, hookTimeoutMs: config.hookTimeoutMs }, spell);

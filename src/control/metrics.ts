@@ -16,6 +16,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { hostPort } from '../common/address.js';
 import { bindFailureReason, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { ORIGINS } from '../common/origin.js';
 import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
 import type { UpgradeOutcomeName } from '../supervisor/upgrade.js';
@@ -133,8 +134,15 @@ export class MasterMetrics {
       help: 'Broadcast messages delivered, one per worker reached.',
       registers,
     });
-    // Every outcome is present from the first scrape, so rate() and alerts see a 0, not a gap.
+    const upgradesByOrigin = new Counter({
+      name: `${p}upgrades_by_origin_total`,
+      help: 'Upgrades that ran, by who asked: rpc (a control call), sighup, follow (the followed path moved), api (in-process).',
+      labelNames: ['origin'],
+      registers,
+    });
+    // Every outcome and origin is present from the first scrape, so rate() and alerts see a 0, not a gap.
     for (const outcome of UPGRADE_OUTCOMES) upgrades.inc({ outcome }, 0);
+    for (const origin of ORIGINS) upgradesByOrigin.inc({ origin }, 0);
 
     this.processRegistry = processMetrics ? processMetricsRegistry() : undefined;
 
@@ -152,8 +160,9 @@ export class MasterMetrics {
         drainSeconds.observe((Date.now() - since) / 1000);
       }
     };
-    const onUpgrade = ({ outcome, durationMs }: UpgradeReport) => {
+    const onUpgrade = ({ outcome, origin, durationMs }: UpgradeReport) => {
       upgrades.inc({ outcome });
+      upgradesByOrigin.inc({ origin });
       upgradeSeconds.observe({ outcome }, durationMs / 1000);
     };
     const onBroadcast = ({ delivered }: BroadcastResult) => {

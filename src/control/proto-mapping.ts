@@ -1,14 +1,20 @@
 /** Master values → the wire types generated from the proto. */
 import {
+  UpgradeOutcome as ProtoUpgradeOutcome,
   WorkerState as ProtoWorkerState,
   type Transition,
+  type UpgradeRecord,
   type Worker,
   type WorkerCounts,
 } from '../gen/liveswap/v1/liveswap.js';
-import type { PoolTransition, WorkerCounts as Counts } from '../supervisor/pool.js';
+import { toProtoOrigin } from '../common/origin.js';
+import type { MasterTransition, UpgradeReport } from '../supervisor/master.js';
+import type { UpgradeOutcomeName } from '../supervisor/upgrade.js';
+import type { WorkerCounts as Counts } from '../supervisor/pool.js';
 import type { WorkerInfo, WorkerStateName } from '../supervisor/worker-handle.js';
 
 export { fromProtoReadyMode, toProtoReadyMode } from '../common/ready-mode.js';
+export { toProtoOrigin } from '../common/origin.js';
 
 const STATE: Record<WorkerStateName, ProtoWorkerState> = {
   starting: ProtoWorkerState.WORKER_STATE_STARTING,
@@ -43,7 +49,19 @@ export function toProtoCounts(counts: Counts): WorkerCounts {
   return { ...counts };
 }
 
-export function toProtoTransition(event: PoolTransition): Transition {
+const OUTCOME: Record<UpgradeOutcomeName, ProtoUpgradeOutcome> = {
+  ok: ProtoUpgradeOutcome.UPGRADE_OUTCOME_OK,
+  rolled_back: ProtoUpgradeOutcome.UPGRADE_OUTCOME_ROLLED_BACK,
+  vetoed: ProtoUpgradeOutcome.UPGRADE_OUTCOME_VETOED,
+  aborted: ProtoUpgradeOutcome.UPGRADE_OUTCOME_ABORTED,
+  failed: ProtoUpgradeOutcome.UPGRADE_OUTCOME_FAILED,
+};
+
+export function toProtoUpgradeRecord(report: UpgradeReport): UpgradeRecord {
+  return { ...report, origin: toProtoOrigin(report.origin), outcome: OUTCOME[report.outcome] };
+}
+
+export function toProtoTransition(event: MasterTransition): Transition {
   return {
     worker: toProtoWorker(event.worker),
     fromState: toProtoState(event.from),
@@ -51,5 +69,6 @@ export function toProtoTransition(event: PoolTransition): Transition {
     counts: toProtoCounts(event.counts),
     time: event.time,
     sequence: event.sequence,
+    origin: toProtoOrigin(event.origin),
   };
 }

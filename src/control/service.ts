@@ -15,8 +15,16 @@ import http2, { type ServerHttp2Stream } from 'node:http2';
 import { invalidArgument, LiveswapError, STDERR_TAIL_KEY } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
-import type { PoolTransition } from '../supervisor/pool.js';
-import { fromProtoReadyMode, toProtoCounts, toProtoReadyMode, toProtoTransition, toProtoWorker } from './proto-mapping.js';
+import type { MasterTransition } from '../supervisor/master.js';
+import {
+  fromProtoReadyMode,
+  toProtoCounts,
+  toProtoOrigin,
+  toProtoReadyMode,
+  toProtoTransition,
+  toProtoUpgradeRecord,
+  toProtoWorker,
+} from './proto-mapping.js';
 
 export { LiveswapServiceService };
 
@@ -95,6 +103,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
   const implementation: LiveswapServiceServer = {
     start: unary(log, async (request) => {
       const result = await master.start(request.target, {
+        origin: 'rpc',
         ...(request.forks !== 0 && { forks: request.forks }),
         readyMode: fromProtoReadyMode(request.readyMode),
         readyTimeoutMs: request.readyTimeoutMs,
@@ -104,6 +113,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
 
     upgrade: unary(log, async (request) => {
       const result = await master.upgrade(request.target, {
+        origin: 'rpc',
         readyMode: fromProtoReadyMode(request.readyMode),
         readyTimeoutMs: request.readyTimeoutMs,
         drainTimeoutMs: request.drainTimeoutMs,
@@ -113,7 +123,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
     }),
 
     kill: unary(log, async () => {
-      const result = await master.kill();
+      const result = await master.kill('rpc');
       return { killed: result.killed, workers: result.workers.map(toProtoWorker) };
     }),
 
@@ -136,6 +146,8 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
         lastCrash: s.lastCrash && toProtoWorker(s.lastCrash),
         lastKilledAtDrainTimeout: s.lastKilledAtDrainTimeout && toProtoWorker(s.lastKilledAtDrainTimeout),
         watchers: streams.size,
+        lastUpgrade: s.lastUpgrade && toProtoUpgradeRecord(s.lastUpgrade),
+        operationOrigin: toProtoOrigin(s.operationOrigin),
       };
     }),
 
@@ -155,10 +167,11 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
             generation: s.generation,
             target: s.target,
             sequence: s.sequence,
+            operationOrigin: toProtoOrigin(s.operationOrigin),
           },
         },
       });
-      const onTransition = (event: PoolTransition) => {
+      const onTransition = (event: MasterTransition) => {
         if (call.writableLength >= watchBufferEvents) {
           cleanup();
           log.warn(`a WatchWorkers client fell ${call.writableLength} events behind; disconnecting it`);

@@ -63,7 +63,7 @@ function onSighup(master: Master, log: Logger): void {
     if (!requestedTarget) return log.warn('SIGHUP ignored: nothing has been started yet, so there is nothing to reload');
     if (operation) return log.warn(`SIGHUP ignored: ${operation} in progress; send it again once it has finished`);
     log.info(`SIGHUP: reloading ${requestedTarget} (an upgrade to what it names now)`);
-    master.upgrade(requestedTarget).then(
+    master.upgrade(requestedTarget, { origin: 'sighup' }).then(
       (result) => log.info(`SIGHUP reload done: generation ${result.generation} on ${result.workers.length} worker(s)`),
       (error: Error) => log.warn(`SIGHUP reload failed: ${error.message}`),
     );

@@ -15,6 +15,8 @@ import { runPreUpgradeHook, type HookVerdict } from './hook.js';
 import type { ReadyMode } from '../common/config.js';
 import { ClusterLauncher, type LaunchSpec, type Launcher } from './launcher.js';
 import type { Logger } from '../common/logger.js';
+import type { Origin } from '../common/origin.js';
+import { Follower } from './follower.js';
 import { OperationLock, type OperationName } from './operation-lock.js';
 import { ForkFailed, Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
@@ -25,12 +27,16 @@ import { Cancelled, cancellable } from './wait.js';
 import type { WorkerHandle, WorkerInfo } from './worker-handle.js';
 
 export interface StartOptions {
+  /** Who asks (default 'api'). */
+  origin?: Origin;
   forks?: number;
   readyMode?: ReadyMode;
   readyTimeoutMs?: number;
 }
 
 export interface UpgradeOptions {
+  /** Who asks (default 'api'): logged, counted in the metrics, shown in GetStatus and WatchWorkers. */
+  origin?: Origin;
   readyMode?: ReadyMode;
   readyTimeoutMs?: number;
   drainTimeoutMs?: number;
@@ -53,6 +59,9 @@ export interface UpgradeResult {
   workers: WorkerInfo[];
   durationMs: number;
   killedAtDrainTimeout: number;
+  /** The release this upgrade replaced ('' and 0 when there was none): an upgrade to it rolls back. */
+  previousTarget: string;
+  previousGeneration: number;
 }
 export interface KillResult {
   killed: number;
@@ -92,16 +101,42 @@ export interface MasterStatus {
   killedAtDrainTimeout: number;
   /** The most recent of them, as it was when it exited. */
   lastKilledAtDrainTimeout?: WorkerInfo;
+  /** The most recent upgrade that ended, whoever asked for it. */
+  lastUpgrade?: UpgradeReport;
+  /** The release the current one replaced ('' and 0 when there was none): an upgrade to it rolls back. */
+  previousTarget: string;
+  previousGeneration: number;
+  /** Who asked for the operation in progress. */
+  operationOrigin?: Origin;
+  /** The path the master follows (--follow), or ''. */
+  following: string;
 }
 
 export interface UpgradeReport {
+  origin: Origin;
   outcome: UpgradeOutcomeName;
+  /** The file it upgraded to, symlinks resolved. */
+  target: string;
+  /** The path as it was given. */
+  requestedTarget: string;
+  /** The generation it made; 0 if it never forked (a veto). */
+  generation: number;
+  /** Why it did not succeed; '' on success. */
+  reason: string;
+  startedAt: Date;
   /** From the start of the operation (hook included) to its end (rollback included). */
   durationMs: number;
 }
 
+/** A worker transition, with who asked for the operation that caused it (none for a crash or its respawn). */
+export interface MasterTransition extends PoolTransition {
+  origin?: Origin;
+}
+
 export interface MasterEvents {
-  transition: [event: PoolTransition];
+  transition: [event: MasterTransition];
+  /** An operation (start, upgrade, kill) has ended and the master takes the next one. */
+  idle: [];
   /** An upgrade ended: succeeded, rolled back, vetoed by the hook, cancelled by Die, or failed otherwise. */
   upgrade: [report: UpgradeReport];
   /** A broadcast was delivered. */
@@ -126,6 +161,12 @@ export class Master extends EventEmitter<MasterEvents> {
   readonly pool: Pool;
   readonly startedAt = new Date();
   private current: Release | undefined;
+  /** The release `current` replaced in an upgrade: what a rollback returns to. */
+  private previous: Release | undefined;
+  private lastUpgrade: UpgradeReport | undefined;
+  /** Who asked for the operation under the lock. */
+  private operationOrigin: Origin | undefined;
+  private follower: Follower | undefined;
   private lastGeneration = 0;
   private readonly lock = new OperationLock();
   private readonly reconciler: Reconciler;
@@ -142,7 +183,9 @@ export class Master extends EventEmitter<MasterEvents> {
   ) {
     super();
     this.pool = new Pool(launcher);
-    this.pool.on('transition', (event) => this.emit('transition', event));
+    this.pool.on('transition', (event) =>
+      this.emit('transition', this.operationOrigin ? { ...event, origin: this.operationOrigin } : event),
+    );
     this.pool.on('output', (worker, stream, line) => this.emit('output', worker, stream, line));
     this.reconciler = new Reconciler(this.pool, config, log, () => this.current);
     this.pool.on('exit', (worker) => {
@@ -175,6 +218,11 @@ export class Master extends EventEmitter<MasterEvents> {
       ...(this.reconciler.lastCrash && { lastCrash: this.reconciler.lastCrash }),
       killedAtDrainTimeout: this.killedAtDrainTimeout,
       ...(this.lastKilledAtDrainTimeout && { lastKilledAtDrainTimeout: this.lastKilledAtDrainTimeout }),
+      ...(this.lastUpgrade && { lastUpgrade: this.lastUpgrade }),
+      previousTarget: this.previous?.target ?? '',
+      previousGeneration: this.previous?.generation ?? 0,
+      ...(this.operationOrigin && { operationOrigin: this.operationOrigin }),
+      following: this.config.follow ?? '',
     };
   }
 
@@ -183,7 +231,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const file = resolveTarget(target);
     if (options.forks !== undefined) checkForks(options.forks);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs });
-    return this.exclusive('start', async (signal) => {
+    return this.exclusive('start', options.origin ?? 'api', async (signal) => {
       const live = this.pool.live();
       if (live.length > 0) {
         throw failedPrecondition(
@@ -202,6 +250,7 @@ export class Master extends EventEmitter<MasterEvents> {
       this.config.forks = forks;
       this.current = spec;
       this.log.info(`generation ${spec.generation} serving ${spec.target} on ${forks} worker(s)`);
+      if (this.config.follow && !this.follower) this.follower = new Follower(this, this.config.follow, this.log);
       return { generation: spec.generation, workers: workers.map((w) => w.info()) };
     });
   }
@@ -210,26 +259,39 @@ export class Master extends EventEmitter<MasterEvents> {
   async upgrade(target: string, options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const file = resolveTarget(target);
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
-    return this.exclusive('upgrade', async (signal) => {
-      const startedAt = Date.now();
-      const outcome = await this.attemptUpgrade(file, target, options, signal);
+    const origin = options.origin ?? 'api';
+    return this.exclusive('upgrade', origin, async (signal) => {
+      const startedAt = new Date();
+      const attempt = { generation: 0 };
+      const from = this.current;
+      const outcome = await this.attemptUpgrade(file, target, options, signal, attempt);
       // A finished upgrade reports the duration its reply carries, so the two never differ.
-      const durationMs = Date.now() - startedAt;
-      this.emit('upgrade', { outcome: outcome.kind, durationMs });
+      const durationMs = Date.now() - startedAt.getTime();
+      const reason = outcome.kind === 'ok' ? '' : ((outcome.error as Error)?.message ?? String(outcome.error));
+      this.lastUpgrade = { origin, outcome: outcome.kind, target: file, requestedTarget: target, generation: attempt.generation, reason, startedAt, durationMs };
+      this.emit('upgrade', this.lastUpgrade);
       if (outcome.kind !== 'ok') throw outcome.error;
-      this.log.info(`upgrade to generation ${outcome.release.generation} done in ${durationMs} ms`);
+      this.log.info(`upgrade to generation ${outcome.release.generation} (asked by ${origin}) done in ${durationMs} ms`);
       return {
         generation: outcome.release.generation,
         target: outcome.release.target,
         workers: outcome.workers.map((w) => w.info()),
         durationMs,
         killedAtDrainTimeout: outcome.killedAtDrainTimeout,
+        previousTarget: from?.target ?? '',
+        previousGeneration: from?.generation ?? 0,
       };
     });
   }
 
   /** The hook, then the rolling upgrade: every way they can end is an outcome, not a throw. */
-  private async attemptUpgrade(file: string, requested: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
+  private async attemptUpgrade(
+    file: string,
+    requested: string,
+    options: UpgradeOptions,
+    signal: AbortSignal,
+    attempt: { generation: number },
+  ): Promise<UpgradeOutcome> {
     // On a master that has run nothing yet this is a start, one worker at a time.
     const from = this.current;
     try {
@@ -238,7 +300,8 @@ export class Master extends EventEmitter<MasterEvents> {
         if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
       }
       const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode);
-      this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
+      attempt.generation = to.generation;
+      this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins, asked by ${options.origin ?? 'api'}`);
       return await rollingUpgrade({
         pool: this.pool,
         forks: this.config.forks,
@@ -252,6 +315,7 @@ export class Master extends EventEmitter<MasterEvents> {
         signal,
         log: this.log,
         commit: () => {
+          this.previous = from;
           this.current = to;
           // Crashed new workers are respawned while the old ones drain.
           this.reconciler.allowRespawns();
@@ -263,8 +327,8 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** SIGKILL every worker, then fork a fresh pool on the current target. */
-  kill(): Promise<KillResult> {
-    return this.exclusive('kill', async (signal) => {
+  kill(origin: Origin = 'api'): Promise<KillResult> {
+    return this.exclusive('kill', origin, async (signal) => {
       const spec = this.current;
       if (!spec) throw failedPrecondition('nothing has been started yet: use Start or Upgrade (liveswap -u FILE) first');
       const victims = this.pool.list();
@@ -311,6 +375,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   private async stopEverything(options: DieOptions): Promise<DieResult> {
     this.launcher.close?.();
+    this.follower?.stop();
     this.reconciler.stop();
     if (this.lock.current) {
       this.log.warn(`cancelling the ${this.lock.current} in progress: the master is shutting down`);
@@ -333,22 +398,31 @@ export class Master extends EventEmitter<MasterEvents> {
    * Runs an operation under the lock. The reconciler stands back while it
    * runs and brings the pool back to full size once it has ended.
    */
-  private async exclusive<T>(name: OperationName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async exclusive<T>(name: OperationName, origin: Origin, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.stopping) throw unavailable('the master is shutting down');
-    return this.lock.run(name, async (signal) => {
-      this.reconciler.pause();
-      try {
-        return await run(signal);
-      } catch (error) {
-        if (error instanceof LiveswapError) this.log.warn(error.message);
-        throw error;
-      } finally {
-        this.reconciler.resume();
-        // The operation's boots are over: boot the spares the next one will use now,
-        // rather than a while after the last launch.
-        if (!this.stopping) this.launcher.prepareSpares?.();
-      }
-    });
+    let ran = false;
+    try {
+      return await this.lock.run(name, async (signal) => {
+        ran = true;
+        this.operationOrigin = origin;
+        this.reconciler.pause();
+        try {
+          return await run(signal);
+        } catch (error) {
+          if (error instanceof LiveswapError) this.log.warn(error.message);
+          throw error;
+        } finally {
+          this.operationOrigin = undefined;
+          this.reconciler.resume();
+          // The operation's boots are over: boot the spares the next one will use now,
+          // rather than a while after the last launch.
+          if (!this.stopping) this.launcher.prepareSpares?.();
+        }
+      });
+    } finally {
+      // Once the lock is free: whoever waits for it (the follower) may go now.
+      if (ran && !this.stopping) this.emit('idle');
+    }
   }
 
   /**
