@@ -52,6 +52,8 @@ export interface Liveswap {
   readonly endpoint: string | undefined;
   /** The metrics scrape URL ("http://127.0.0.1:9464/metrics"), or undefined without metricsPort. */
   readonly metricsUrl: string | undefined;
+  /** Where the health probes are served ("0.0.0.0:8080"), or undefined without healthPort. */
+  readonly healthEndpoint: string | undefined;
   /** The file holding the TCP control token (mode 0600), or undefined on a unix socket or with control: false. */
   readonly tokenFile: string | undefined;
   /** The master itself: an EventEmitter of `transition` and `output` events. */
@@ -80,6 +82,7 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
   return {
     endpoint: running.control?.target,
     metricsUrl: running.metrics?.url,
+    healthEndpoint: running.health?.endpoint,
     tokenFile: running.control?.tokenFile,
     master,
     stopped: running.stopped,

@@ -58,6 +58,13 @@ export interface LiveswapOptions {
   metricsPort?: number;
   /** With metricsPort: the address to serve metrics on (default 127.0.0.1). */
   metricsAddress?: string;
+  /**
+   * Serve probes on this port (0 picks a free one): grpc.health.v1.Health and
+   * HTTP GET /livez, /readyz. Plaintext, no token, up/down only; see docs/deploy.md.
+   */
+  healthPort?: number;
+  /** With healthPort: the address to serve probes on (default: the control address; 127.0.0.1 with a socket). Any address, TLS or not. */
+  healthAddress?: string;
 }
 
 /** What the command line may leave out (`liveswap -s` with no file waits for a Start call) and add. */
@@ -99,6 +106,9 @@ export function masterOptions(options: MasterOptions): RunMasterOptions {
     workerOutput: options.workerOutput ?? 'prefix',
     ...(options.metricsPort !== undefined && {
       metrics: { address: bare(options.metricsAddress ?? DEFAULTS.address), port: options.metricsPort },
+    }),
+    ...(options.healthPort !== undefined && {
+      health: { address: bare(options.healthAddress ?? (options.socket ? DEFAULTS.address : (options.address ?? DEFAULTS.address))), port: options.healthPort },
     }),
     ...(options.foreground && { foreground: true }),
     ...(options.spell && { spell: options.spell }),

@@ -13,6 +13,7 @@ import { createLogger, type Logger, type LoggerOptions } from './common/logger.j
 import { resolveMasterConfig, type MasterConfig } from './common/config.js';
 import { Master } from './supervisor/master.js';
 import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
+import type { HealthEndpoint, HealthServer } from './control/health-port.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -24,6 +25,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   log?: LoggerOptions;
   /** Serve Prometheus metrics over HTTP at /metrics here (see metrics.ts); none by default. */
   metrics?: MetricsEndpoint;
+  /** Serve probes (grpc.health.v1, GET /livez and /readyz) here, plaintext and tokenless (see health-port.ts); none by default. */
+  health?: HealthEndpoint;
   /** Worker stdout/stderr: copied to ours with a prefix (default), or dropped. */
   workerOutput?: 'prefix' | 'ignore';
   /**
@@ -45,6 +48,8 @@ export interface RunningMaster {
   log: Logger;
   /** The metrics endpoint, when asked for. */
   metrics: MetricsServer | undefined;
+  /** The health port, when asked for. */
+  health: HealthServer | undefined;
   /** Resolves after Die: every worker has exited and the control server is closed. */
   stopped: Promise<void>;
 }
@@ -78,6 +83,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   }
   if (options.target) resolveTarget(options.target);
   if (options.metrics) checkHostPort(options.metrics, { spell }, { address: 'metricsAddress', port: 'metricsPort' });
+  if (options.health) checkHostPort(options.health, { spell }, { address: 'healthAddress', port: 'healthPort' });
   // prom-client is loaded only by a master that serves metrics.
   const metricsModule = options.metrics ? await import('./control/metrics.js') : undefined;
   if (master.config.preUpgrade) {
@@ -90,10 +96,11 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   let control: ControlServer | undefined;
   let metricsServer: MetricsServer | undefined;
+  let healthServer: HealthServer | undefined;
   // Listen before anything can stop the master (a signal during start-up).
   const stopped = new Promise<void>((resolve) => {
     master.once('stopped', () => {
-      void Promise.all([control?.close(), metricsServer?.close()]).then(() => {
+      void Promise.all([control?.close(), metricsServer?.close(), healthServer?.close()]).then(() => {
         metrics?.dispose();
         log.info('master stopped');
         resolve();
@@ -124,6 +131,14 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       await giveUp(unavailable('the master was stopped while starting'));
     }
   }
+  if (options.health) {
+    const { startHealthServer } = await import('./control/health-port.js');
+    healthServer = await startHealthServer(master, options.health, log).catch(giveUp);
+    if (master.isStopping) {
+      await healthServer.close();
+      await giveUp(unavailable('the master was stopped while starting'));
+    }
+  }
   if (options.target) await master.start(options.target).catch(giveUp);
-  return { master, control, log, metrics: metricsServer, stopped };
+  return { master, control, log, metrics: metricsServer, health: healthServer, stopped };
 }

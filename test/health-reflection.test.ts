@@ -5,26 +5,16 @@
  * call the service with no local proto.
  */
 import * as grpc from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from './helpers/net.js';
+import { checkHealth, HealthClient, type HealthResponse } from './helpers/health.js';
 import { fixture, ROOT, STATE_DIR, tempDir } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
 import { waitFor, withDeadline } from './helpers/wait.js';
-
-type HealthResponse = { status: string };
-type HealthClient = grpc.Client & {
-  check(request: { service: string }, callback: (error: grpc.ServiceError | null, response: HealthResponse) => void): void;
-  watch(request: { service: string }): grpc.ClientReadableStream<HealthResponse>;
-};
-const HealthClient = grpc.makeClientConstructor(healthService, 'grpc.health.v1.Health') as unknown as new (
-  target: string,
-  credentials: grpc.ChannelCredentials,
-) => HealthClient;
 
 const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
 
@@ -44,10 +34,7 @@ test('health follows the pool (NOT_SERVING with no workers or after a Kill, SERV
   await waitFor('the control port', () => master.port > 0 || undefined);
   const health = new HealthClient(`127.0.0.1:${master.port}`, grpc.credentials.createInsecure());
   t.after(() => health.close());
-  const check = (service: string) =>
-    new Promise<string>((resolve, reject) =>
-      health.check({ service }, (error, response) => (error ? reject(error) : resolve(response.status))),
-    );
+  const check = (service: string) => checkHealth(health, service);
 
   // An idle master serves nothing yet. No token needed.
   assert.equal(await check(''), 'NOT_SERVING');

@@ -31,6 +31,8 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'metrics-address': ['start'],
   // Issue 21 (deploy): follow a release link, probes on their own port, fleet rollouts.
   follow: ['start'],
+  'health-port': ['start'],
+  'health-address': ['start'],
   'ready-timeout': ['start', 'upgrade'],
   'ready-mode': ['start', 'upgrade'],
   'drain-timeout': ['start', 'upgrade', 'die'],
@@ -87,6 +89,8 @@ export function parser(argv: string[]) {
       .option('metrics-port', { type: 'number', describe: 'With -s: serve Prometheus metrics at http://ADDR:PORT/metrics (0 picks a free port; unauthenticated)' })
       .option('metrics-address', { type: 'string', describe: `With --metrics-port: the address to serve metrics on (default ${DEFAULTS.address})` })
       .option('follow', { type: 'boolean', describe: 'With -s FILE: when FILE (or a symlink on the way, e.g. current -> releases/N) resolves to another file, upgrade to it' })
+      .option('health-port', { type: 'number', describe: 'With -s: serve probes on PORT: grpc.health.v1 and HTTP GET /livez, /readyz (0 picks a free port; plaintext, no token, up/down only)' })
+      .option('health-address', { type: 'string', describe: 'With --health-port: the address to serve probes on (default: the control address; any address, no TLS needed)' })
       .option('token', { type: 'string', describe: 'The master\'s control token (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
       .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
@@ -173,7 +177,8 @@ function checkSecurityArgs(args: Args, command: Command): void {
   }
 }
 
-/** Issue 21's flags: --follow. */
+/** Issue 21's flags: --follow, --health-port. */
 function checkDeployArgs(args: Args): void {
   if (given(args, 'follow') && !args.start) throw new UsageError('--follow needs -s FILE: the path to follow');
+  if (given(args, 'health-address') && !given(args, 'health-port')) throw new UsageError('--health-address needs --health-port');
 }

@@ -29,6 +29,8 @@ const OPTION_OF_FLAG = {
   'state-dir': 'stateDir',
   insecure: 'insecure',
   follow: 'follow',
+  'health-port': 'healthPort',
+  'health-address': 'healthAddress',
 } as const satisfies Record<string, keyof MasterOptions>;
 
 const FLAG_OF_OPTION: Record<string, string> = {

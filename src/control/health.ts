@@ -1,8 +1,9 @@
 /**
- * grpc.health.v1.Health on the control server (usable as a Kubernetes gRPC
- * probe): SERVING, for "" and for liveswap.v1.LiveswapService, while the pool
- * has at least its N workers ready; NOT_SERVING otherwise (nothing started
- * yet, a crash or a Kill until the replacements are ready, shutting down).
+ * grpc.health.v1.Health, on the control server and on the health port
+ * (health-port.ts, for Kubernetes gRPC probes): SERVING, for "" and for
+ * liveswap.v1.LiveswapService, while the pool has at least its N workers
+ * ready; NOT_SERVING otherwise (nothing started yet, a crash or a Kill until
+ * the replacements are ready, shutting down). /readyz says the same.
  */
 import type { Server } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
@@ -11,10 +12,17 @@ import type { Master } from '../supervisor/master.js';
 export const SERVICE_NAME = 'liveswap.v1.LiveswapService';
 const RECHECK_MS = 500;
 
-export function servingStatus(master: Master): ServingStatus {
-  if (master.isStopping) return 'NOT_SERVING';
+/** Ready workers ≥ pool size, and why not when not. */
+export function readiness(master: Master): { ready: boolean; reason: string } {
+  if (master.isStopping) return { ready: false, reason: 'the master is stopping' };
   const s = master.status();
-  return s.target !== '' && s.counts.ready >= s.forks ? 'SERVING' : 'NOT_SERVING';
+  if (s.target === '') return { ready: false, reason: 'nothing started yet' };
+  const counted = `${s.counts.ready} of ${s.forks} worker(s) ready`;
+  return { ready: s.counts.ready >= s.forks, reason: counted };
+}
+
+export function servingStatus(master: Master): ServingStatus {
+  return readiness(master).ready ? 'SERVING' : 'NOT_SERVING';
 }
 
 /** Adds the health service; returns a function that stops following the master. */

@@ -11,11 +11,9 @@
  * default) or to a network only your scraper can reach.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { hostPort } from '../common/address.js';
-import { bindFailureReason, LiveswapError, Status } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { listenOn } from './listen.js';
 import { ORIGINS } from '../common/origin.js';
 import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
@@ -224,17 +222,7 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
   // A scraper keeps its connection alive between scrapes; that must not hold up the master's exit.
   server.keepAliveTimeout = 5000;
 
-  const requested = hostPort(where.address, where.port);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(where.port, where.address, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch((error: Error) => {
-    throw new LiveswapError(Status.UNAVAILABLE, `cannot serve metrics on ${requested}: ${bindFailureReason(error)}`);
-  });
-  const endpoint = hostPort(where.address, (server.address() as AddressInfo).port);
+  const endpoint = await listenOn(server, where, 'metrics');
   const url = `http://${endpoint}/metrics`;
   log.info(`metrics on ${url}`);
 

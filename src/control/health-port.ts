@@ -1,0 +1,111 @@
+/**
+ * The health port (--health-port): probes for Kubernetes and load balancers,
+ * apart from the control service. Plaintext, no token, and it says nothing
+ * beyond up/down, so it may bind any address (the control service keeps its
+ * TLS rule). One port serves two protocols, told apart by the first bytes a
+ * client sends:
+ *   - the HTTP/2 connection preface: gRPC, grpc.health.v1.Health only
+ *     (Kubernetes `grpc:` probes, grpc_health_probe);
+ *   - anything else: HTTP/1.1, `GET /livez` (200 while the master runs) and
+ *     `GET /readyz` (200 while ready workers ≥ pool size, else 503 and why).
+ */
+import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import http from 'node:http';
+import net from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { Master } from '../supervisor/master.js';
+import { addHealthService, readiness } from './health.js';
+import { listenOn } from './listen.js';
+
+export interface HealthEndpoint {
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+export interface HealthServer {
+  /** "0.0.0.0:8080" */
+  readonly endpoint: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The HTTP paths the health port answers: what probes (and deploy/kubernetes) may use. */
+export const HEALTH_PATHS = ['/livez', '/readyz'] as const;
+
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** A client that connects and sends nothing is dropped after this long. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
+function answer(master: Master, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const path = (req.url ?? '/').split('?')[0];
+  const text = (status: number, body: string): void => {
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : `${body}\n`);
+  };
+  if (path !== '/livez' && path !== '/readyz') return text(404, `not found: ${HEALTH_PATHS.join(' and ')} are served here`);
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    return text(405, 'use GET');
+  }
+  if (path === '/livez') return text(200, 'ok: the master is running');
+  const { ready, reason } = readiness(master);
+  return text(ready ? 200 : 503, `${ready ? 'ready' : 'not ready'}: ${reason}`);
+}
+
+export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger): Promise<HealthServer> {
+  const grpcServer = new GrpcServer();
+  const stopFollowing = addHealthService(grpcServer, master);
+  const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+  const httpServer = http.createServer((req, res) => answer(master, req, res));
+  httpServer.keepAliveTimeout = 5000;
+
+  const sockets = new Set<net.Socket>();
+  const dispatch = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, HTTP2_PREFACE.length);
+      const http2 = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+      if (http2 && seen.length < HTTP2_PREFACE.length) return; // Could still be either: wait for more.
+      socket.off('readable', onReadable);
+      socket.setTimeout(0);
+      socket.unshift(seen);
+      if (http2) injector.injectConnection(socket);
+      else httpServer.emit('connection', socket);
+    };
+    socket.on('readable', onReadable);
+  };
+  const tcp = net.createServer(dispatch);
+  let endpoint: string;
+  try {
+    endpoint = await listenOn(tcp, where, 'health probes');
+  } catch (error) {
+    stopFollowing();
+    injector.destroy();
+    throw error;
+  }
+  log.info(`health probes on ${endpoint}: grpc.health.v1.Health, GET /livez and /readyz (no token, no TLS: up/down only)`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint,
+    port: (tcp.address() as net.AddressInfo).port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        stopFollowing();
+        tcp.close(() => resolve());
+        httpServer.closeAllConnections();
+        injector.destroy();
+        grpcServer.forceShutdown();
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}
