@@ -25,6 +25,10 @@ import type { PoolTransition } from './supervisor/pool.js';
 import { fromHere, masterOptions, type LiveswapOptions } from './options.js';
 
 export { connect, endpointOf, LiveswapClientError } from './client/index.js';
+/** Fleet rollouts: one Upgrade across many masters, canary first, rolled back at the first failure. */
+export { fleetStatus, rollout } from './fleet/rollout.js';
+export type { FleetOptions, HostEvent, HostResult, HostState, HostStatus, RolloutOptions, RolloutResult } from './fleet/rollout.js';
+export type { FleetHost } from './fleet/hosts.js';
 /** The generated wire types and enums (WorkerState, ReadyMode, …), for connect() users. */
 export * as proto from './gen/liveswap/v1/liveswap.js';
 export type { ConnectOptions, LiveswapClient, TlsClientOptions } from './client/index.js';

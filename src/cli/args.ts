@@ -33,6 +33,8 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   follow: ['start'],
   'health-port': ['start'],
   'health-address': ['start'],
+  hosts: ['upgrade', 'status'],
+  batch: ['upgrade'],
   'ready-timeout': ['start', 'upgrade'],
   'ready-mode': ['start', 'upgrade'],
   'drain-timeout': ['start', 'upgrade', 'die'],
@@ -91,6 +93,8 @@ export function parser(argv: string[]) {
       .option('follow', { type: 'boolean', describe: 'With -s FILE: when FILE (or a symlink on the way, e.g. current -> releases/N) resolves to another file, upgrade to it' })
       .option('health-port', { type: 'number', describe: 'With -s: serve probes on PORT: grpc.health.v1 and HTTP GET /livez, /readyz (0 picks a free port; plaintext, no token, up/down only)' })
       .option('health-address', { type: 'string', describe: 'With --health-port: the address to serve probes on (default: the control address; any address, no TLS needed)' })
+      .option('hosts', { type: 'string', describe: 'With -u or --status: every master in LIST (host:port,… or dns:NAME:PORT for each address NAME resolves to); -u rolls out one host at a time, the first as a canary, and rolls the upgraded ones back at the first failure' })
+      .option('batch', { type: 'number', describe: 'With -u --hosts: hosts upgraded at once after the canary (default 1)' })
       .option('token', { type: 'string', describe: 'The master\'s control token (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
       .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
@@ -181,4 +185,11 @@ function checkSecurityArgs(args: Args, command: Command): void {
 function checkDeployArgs(args: Args): void {
   if (given(args, 'follow') && !args.start) throw new UsageError('--follow needs -s FILE: the path to follow');
   if (given(args, 'health-address') && !given(args, 'health-port')) throw new UsageError('--health-address needs --health-port');
+  if (given(args, 'batch') && !given(args, 'hosts')) throw new UsageError('--batch needs --hosts');
+  if (args.batch !== undefined && (!Number.isInteger(args.batch) || args.batch < 1)) throw new UsageError(`--batch must be a whole number of at least 1, got ${args.batch}`);
+  if (args.hosts !== undefined) {
+    if (args.hosts === '') throw new UsageError('--hosts needs a list: host:port,… or dns:NAME:PORT');
+    const single = ['port', 'address', 'socket'].find((flag) => given(args, flag));
+    if (single) throw new UsageError(`--hosts and --${single} are alternatives: each host's address and port are in the list`);
+  }
 }

@@ -1,6 +1,7 @@
 /** How the CLI prints workers and events for people (text) and machines (--json). */
 import { Transition, WatchWorkersResponse, type GetStatusResponse } from '../gen/liveswap/v1/liveswap.js';
 import type { ReadyMode } from '../common/config.js';
+import { originName } from '../common/origin.js';
 import { readyModeName } from '../common/ready-mode.js';
 import { formatUptime, stateName, workerTable } from './worker-table.js';
 
@@ -28,6 +29,7 @@ export function statusText(s: GetStatusResponse): string {
     `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.spares} spare(s); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
+  if (s.lastUpgrade || s.following) lines.push(deployLine(s));
   if (s.lastCrash) {
     const w = s.lastCrash;
     lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${w.reason}`);
@@ -38,6 +40,18 @@ export function statusText(s: GetStatusResponse): string {
   }
   if (s.workers.length > 0) lines.push('', workerTable(s.workers));
   return lines.join('\n');
+}
+
+const OUTCOME_NAME: Record<number, string> = { 1: 'ok', 2: 'rolled back', 3: 'vetoed', 4: 'aborted', 5: 'failed' };
+
+/** "following …; last upgrade: generation 4 (asked by follow) rolled back; previous release …" */
+function deployLine(s: GetStatusResponse): string {
+  const parts: string[] = [];
+  if (s.following) parts.push(`following ${s.following}`);
+  const u = s.lastUpgrade;
+  if (u) parts.push(`last upgrade: generation ${u.generation} (asked by ${originName(u.origin) ?? 'unknown'}) ${OUTCOME_NAME[u.outcome] ?? 'ended'}`);
+  if (s.previousTarget) parts.push(`previous release: ${s.previousTarget}`);
+  return parts.join('; ');
 }
 
 export function watchItemText(item: WatchWorkersResponse): string {

@@ -124,6 +124,10 @@ async function runWatch(client: LiveswapClient, json: boolean): Promise<number> 
 }
 
 async function runClientCommand(command: Command, args: Args): Promise<number> {
+  if (args.hosts !== undefined) {
+    const { runRollout, runFleetStatus } = await import('./fleet.js');
+    return command === 'upgrade' ? runRollout(args) : runFleetStatus(args);
+  }
   const client = connect(clientOptionsOf(args));
   const json = Boolean(args.json);
   try {

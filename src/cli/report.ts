@@ -6,8 +6,11 @@ import { status } from '@grpc/grpc-js';
 import { LiveswapClientError } from '../client/errors.js';
 import { LiveswapError, SettingError } from '../common/errors.js';
 
-/** 0 success, 1 the operation failed, 2 bad usage, 3 no master reachable, 4 the master refused the token. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthenticated: 4 } as const;
+/**
+ * 0 success, 1 the operation failed, 2 bad usage, 3 no master reachable, 4 the master refused the token,
+ * 5 a fleet rollout failed and a host could not be rolled back (the fleet runs two releases).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthenticated: 4, rollbackFailed: 5 } as const;
 
 /** A bad command line: exit 2, one line naming the flag. */
 export class UsageError extends Error {}
