@@ -3,7 +3,8 @@
  * Debian's protoc and grpc_python_plugin, run by /usr/bin/python3 with
  * Debian's python3-grpcio (the well-known types from libprotobuf-dev). They drive Start, GetStatus, Broadcast, Upgrade
  * and WatchWorkers over TCP with the token and over the unix socket, and the
- * copyable examples/deploy.py deploys and reports a rollback. The packages
+ * copyable examples/deploy.py deploys and reports a rollback, and
+ * examples/fleet_rollout.py rolls a release over two masters. The packages
  * are required: a missing one fails the test (`.ci/run` installs them).
  */
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from './helpers/net.js';
 import { FIXTURES, fixture, ROOT, tempDir } from './helpers/paths.js';
-import { startMaster } from './helpers/processes.js';
+import { startMaster, type MasterProcess } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -56,6 +57,7 @@ function python(script: string, args: string[], env: Record<string, string> = {}
 
 const DRIVE = path.join(FIXTURES, 'python', 'drive.py');
 const DEPLOY = path.join(ROOT, 'examples', 'deploy.py');
+const FLEET = path.join(ROOT, 'examples', 'fleet_rollout.py');
 
 interface Driven {
   without_token: string;
@@ -147,4 +149,34 @@ test('examples/deploy.py finds the token file, deploys, and reports a rollback w
   const noToken = await python(DEPLOY, ['--address', address, fixture('v3.js')], { LIVESWAP_STATE_DIR: tempDir() });
   assert.equal(noToken.code, 4, noToken.stderr);
   assert.match(noToken.stderr, /^deploy failed: UNAUTHENTICATED: missing token/);
+});
+
+test('examples/fleet_rollout.py rolls a release over two masters, and rolls the first back when the second fails', async (t) => {
+  stubs();
+  const masters = [];
+  for (const env of [{}, { BREAK_THIS_HOST: '1' }] as Record<string, string>[]) {
+    const master = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()), ...env } });
+    t.after(() => master.stop());
+    masters.push(master);
+  }
+  const [first, second] = masters as [MasterProcess, MasterProcess];
+  const hosts = masters.map((m) => `127.0.0.1:${m.port}`).join(',');
+
+  const ok = await python(FLEET, ['--hosts', hosts, fixture('v2.js')]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(ok.stdout.trim().split('\n').map((line) => line.split(': ').slice(0, 2).join(': ')), [
+    `127.0.0.1:${first.port}: upgrading`,
+    `127.0.0.1:${first.port}: upgraded`,
+    `127.0.0.1:${second.port}: upgrading`,
+    `127.0.0.1:${second.port}: upgraded`,
+    `rollout done: 2 host(s) upgraded to ${fixture('v2.js')}`,
+  ]);
+
+  const failed = await python(FLEET, ['--hosts', hosts, fixture('fails-if-marked.js')]);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(failed.stderr, new RegExp(`rollout failed at 127\\.0\\.0\\.1:${second.port}: upgrade rolled back: .*this host is marked broken`));
+  assert.match(failed.stdout, new RegExp(`127\\.0\\.0\\.1:${first.port}: rolled-back: generation 4 \\(\\S+v2\\.js\\)`));
+  const [s1, s2] = await Promise.all(masters.map((m) => m.client.status()));
+  assert.equal(s1!.target, fixture('v2.js'), 'the first master is back on the release it ran before');
+  assert.equal(s2!.target, fixture('v2.js'), 'the second rolled back by itself');
 });
