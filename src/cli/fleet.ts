@@ -15,7 +15,7 @@ import { EXIT, print } from './report.js';
 
 function fleetOptions(args: Args): FleetOptions {
   // Each host's own address and port come from the list; the rest (token, TLS) applies to all.
-  const { address: _address, port: _port, ...credentials } = clientOptionsOf(args) as Record<string, unknown>;
+  const { address: _address, port: _port, socket: _socket, ...credentials } = clientOptionsOf(args);
   return { hosts: args.hosts!, connect: credentials };
 }
 
