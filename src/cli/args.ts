@@ -32,6 +32,8 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'ready-timeout': ['start', 'upgrade'],
   'ready-mode': ['start', 'upgrade'],
   'drain-timeout': ['start', 'upgrade', 'die'],
+  // Issue 22 (master self-upgrade).
+  node: ['upgrade'],
   force: ['die'],
   json: CLIENT_COMMANDS,
   insecure: ['start'],
@@ -79,6 +81,7 @@ export function parser(argv: string[]) {
           'With -s: ready (default: drain each old worker as soon as a new one is ready) or stable (the last old worker serves until the new ones pass the stability window)',
       })
       .option('stable-ms', { type: 'number', describe: `With -s: ms a new worker must stay up after ready before an upgrade counts it good (default ${DEFAULTS.stableMs})` })
+      .option('node', { type: 'string', describe: 'With -u: the Node.js binary (absolute path) the new workers run on (default: the master\'s own)' })
       .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
       .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
@@ -134,6 +137,7 @@ export function checkArgs(args: Args): Command {
     throw new UsageError('--hook-timeout needs --pre-upgrade (there is no hook to time)');
   }
   if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
+  if (args.node === '') throw new UsageError('--node needs the path of a Node.js binary');
   if (command === 'message' && args.message === '') {
     throw new UsageError(`-m needs a message (to send an empty string, use --message-json '""')`);
   }

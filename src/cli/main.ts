@@ -135,6 +135,7 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
             readyMode: toProtoReadyMode(args['ready-mode']),
             readyTimeoutMs: args['ready-timeout'] ?? 0,
             drainTimeoutMs: args['drain-timeout'] ?? 0,
+            node: args.node ? fromHere(args.node) : '',
           }),
         );
         if (json) print(JSON.stringify(UpgradeResponse.toJSON(result)));

@@ -152,7 +152,7 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
     // A missing target goes out as "" (the master says it is required), never as the string "undefined".
     start: (request) => call(stub.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request, target: request.target ?? '' }),
     upgrade: (request) =>
-      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, ...request, target: request.target ?? '' }),
+      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, node: '', ...request, target: request.target ?? '' }),
     kill: () => call(stub.kill, {}),
     die: (request = {}) => call(stub.die, { force: false, drainTimeoutMs: 0, ...request }),
     broadcast: (message) =>

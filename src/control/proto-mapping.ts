@@ -36,6 +36,7 @@ export function toProtoWorker(worker: WorkerInfo): Worker {
     reason: worker.reason,
     listening: worker.listening,
     stderrTail: worker.stderrTail ?? [],
+    nodeVersion: worker.nodeVersion,
   };
 }
 

@@ -108,6 +108,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
         readyTimeoutMs: request.readyTimeoutMs,
         drainTimeoutMs: request.drainTimeoutMs,
         hookData: request.hookData,
+        ...(request.node && { node: request.node }),
       });
       return { ...result, workers: result.workers.map(toProtoWorker) };
     }),

@@ -19,6 +19,7 @@ import { OperationLock, type OperationName } from './operation-lock.js';
 import { ForkFailed, Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
+import { probeNode, type NodeBinary } from './node-binary.js';
 import { rollingUpgrade, type UpgradeOutcome, type UpgradeOutcomeName } from './upgrade.js';
 import { Reconciler } from './reconciler.js';
 import { Cancelled, cancellable } from './wait.js';
@@ -36,6 +37,8 @@ export interface UpgradeOptions {
   drainTimeoutMs?: number;
   /** Passed to the pre-upgrade hook as data.extra. */
   hookData?: unknown;
+  /** Absolute path of the Node.js binary the new workers run on (default: the master's own). */
+  node?: string;
 }
 
 export interface DieOptions {
@@ -92,6 +95,18 @@ export interface MasterStatus {
   killedAtDrainTimeout: number;
   /** The most recent of them, as it was when it exited. */
   lastKilledAtDrainTimeout?: WorkerInfo;
+  /** The Node.js version the master runs on. */
+  nodeVersion: string;
+  /** The process a supervisor started, when it is not this one (after an UpgradeMaster); 0 otherwise. */
+  keeperPid: number;
+  /** Times the master process was replaced since the first one started. */
+  masterUpgrades: number;
+}
+
+/** Where this master stands in the line of masters that replaced each other (self-upgrade.ts). */
+export interface Lineage {
+  keeperPid: number;
+  masterUpgrades: number;
 }
 
 export interface UpgradeReport {
@@ -134,6 +149,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private lastKilledAtDrainTimeout: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
+  /** Set by a successor master when it takes over (see run.ts). */
+  lineage: Lineage = { keeperPid: 0, masterUpgrades: 0 };
 
   constructor(
     readonly config: MasterConfig,
@@ -175,6 +192,8 @@ export class Master extends EventEmitter<MasterEvents> {
       ...(this.reconciler.lastCrash && { lastCrash: this.reconciler.lastCrash }),
       killedAtDrainTimeout: this.killedAtDrainTimeout,
       ...(this.lastKilledAtDrainTimeout && { lastKilledAtDrainTimeout: this.lastKilledAtDrainTimeout }),
+      nodeVersion: process.version,
+      ...this.lineage,
     };
   }
 
@@ -212,7 +231,9 @@ export class Master extends EventEmitter<MasterEvents> {
     checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
     return this.exclusive('upgrade', async (signal) => {
       const startedAt = Date.now();
-      const outcome = await this.attemptUpgrade(file, target, options, signal);
+      // Checked under the lock: a refused call must not wait for a probe first.
+      const node = options.node ? await cancellable(probeNode(options.node), signal) : undefined;
+      const outcome = await this.attemptUpgrade(file, target, { ...options, node }, signal);
       // A finished upgrade reports the duration its reply carries, so the two never differ.
       const durationMs = Date.now() - startedAt;
       this.emit('upgrade', { outcome: outcome.kind, durationMs });
@@ -229,7 +250,12 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** The hook, then the rolling upgrade: every way they can end is an outcome, not a throw. */
-  private async attemptUpgrade(file: string, requested: string, options: UpgradeOptions, signal: AbortSignal): Promise<UpgradeOutcome> {
+  private async attemptUpgrade(
+    file: string,
+    requested: string,
+    options: Omit<UpgradeOptions, 'node'> & { node: NodeBinary | undefined },
+    signal: AbortSignal,
+  ): Promise<UpgradeOutcome> {
     // On a master that has run nothing yet this is a start, one worker at a time.
     const from = this.current;
     try {
@@ -237,7 +263,7 @@ export class Master extends EventEmitter<MasterEvents> {
         const verdict = await this.askHook(file, from, options.hookData, signal);
         if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
       }
-      const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode);
+      const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode, options.node);
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins`);
       return await rollingUpgrade({
         pool: this.pool,
@@ -372,8 +398,15 @@ export class Master extends EventEmitter<MasterEvents> {
     return failed ? { workers, failure: failed } : { workers };
   }
 
-  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined): Release {
-    return { target, requested, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
+  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined, node?: NodeBinary): Release {
+    return {
+      target,
+      requested,
+      generation: ++this.lastGeneration,
+      readyMode: readyMode ?? this.config.readyMode,
+      ...(node && node.execPath !== process.execPath ? { execPath: node.execPath } : {}),
+      nodeVersion: node?.version ?? process.version,
+    };
   }
 
   private async askHook(
