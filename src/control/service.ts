@@ -84,8 +84,8 @@ function unary<Req, Res>(log: Logger, handler: UnaryHandler<Req, Res>) {
 
 export interface ServiceHandle {
   implementation: LiveswapServiceServer;
-  /** Ends every open WatchWorkers stream (at shutdown). */
-  endStreams(): void;
+  /** Ends every open WatchWorkers stream (at shutdown); with a reason, as UNAVAILABLE carrying it. */
+  endStreams(reconnect?: string): void;
 }
 
 export function createService(master: Master, log: Logger, options: ServiceOptions = {}): ServiceHandle {
@@ -117,6 +117,14 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
       const result = await master.kill();
       return { killed: result.killed, workers: result.workers.map(toProtoWorker) };
     }),
+
+    upgradeMaster: unary(log, (request) =>
+      master.upgradeMaster({
+        ...(request.node && { node: request.node }),
+        readyTimeoutMs: request.readyTimeoutMs,
+        drainTimeoutMs: request.drainTimeoutMs,
+      }),
+    ),
 
     die: unary(log, (request) => master.die({ force: request.force, drainTimeoutMs: request.drainTimeoutMs })),
 
@@ -189,8 +197,11 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
 
   return {
     implementation,
-    endStreams() {
-      for (const call of streams) call.end();
+    endStreams(reconnect) {
+      for (const call of streams) {
+        if (reconnect) call.emit('error', { code: status.UNAVAILABLE, details: reconnect });
+        else call.end();
+      }
       streams.clear();
     },
   };
