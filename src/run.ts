@@ -13,7 +13,7 @@ import { createLogger, type Logger, type LoggerOptions } from './common/logger.j
 import { resolveMasterConfig, type MasterConfig } from './common/config.js';
 import { Master } from './supervisor/master.js';
 import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
-import { clusterListeners, inheritListeners, recordClusterListeners } from './supervisor/listeners.js';
+import { clusterListeners, inheritListeners, recordClusterListeners, stopAccepting } from './supervisor/listeners.js';
 import { Keeper } from './supervisor/keeper.js';
 import { isSuccessor, localKeeper, parentKeeper, receiveHandover, successorFailed, tellKeeper, type KeeperLink } from './supervisor/succession.js';
 import type { BeginMessage } from './common/handover.js';
@@ -180,6 +180,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       if (outcome.liveswapHandover === 'failed') throw successorFailed(outcome);
       // From here the successor accepts alone: new connections go there, watchers are told to reconnect.
       running.handOver();
+      await stopAccepting();
       if (!successor) keeper!.keep();
       return { pid: outcome.pid, nodeVersion: outcome.nodeVersion };
     };

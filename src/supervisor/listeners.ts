@@ -20,6 +20,7 @@
  * last worker on it left), its number is forgotten so that no later listen
  * can reach a descriptor the process has reused for something else.
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
 import { LISTEN_FDS_ENV, listenerKey } from '../common/handover.js';
 
@@ -98,4 +99,42 @@ function forgetOnClose(handle: ListenHandle, fd: number): void {
 function publish(): void {
   if (inherited.size === 0) delete process.env[LISTEN_FDS_ENV];
   else process.env[LISTEN_FDS_ENV] = JSON.stringify(Object.fromEntries([...inherited].map(([fd, key]) => [key, fd])));
+}
+
+/** No connection handed to a worker for this long: the primary's queue is empty. */
+const QUIET_MS = 50;
+/** Give up waiting for quiet after this long (a queue drains in a few IPC round trips). */
+const QUIET_MAX_MS = 1000;
+
+/**
+ * A master whose successor serves stops accepting on the shared sockets
+ * before it drains its workers. A RoundRobinHandle queues connections it
+ * accepted while no worker was free, and when its last worker leaves it
+ * closes whatever is still queued (ECONNRESET), and one handed back by a
+ * worker that closed meanwhile has nowhere to go (the client hangs). So:
+ * close the accepting handles (the kernel queue is the successor's now; the
+ * primary's own close later is a no-op on a closed handle), then wait until
+ * the workers have acknowledged every connection still on its way to them.
+ */
+export async function stopAccepting(): Promise<void> {
+  for (const { handle } of clusterListeners()) handle.close();
+  const processes = Object.values(cluster.workers ?? {}).map((worker) => worker!.process);
+  await new Promise<void>((resolve) => {
+    let quiet: NodeJS.Timeout;
+    const done = () => {
+      clearTimeout(quiet);
+      clearTimeout(cap);
+      for (const child of processes) child.off('internalMessage', onMessage);
+      resolve();
+    };
+    // node:cluster's acknowledgement of a handed-over connection carries `accepted`.
+    const onMessage = (message: { cmd?: string; accepted?: unknown }) => {
+      if (message?.cmd !== 'NODE_CLUSTER' || !('accepted' in message)) return;
+      clearTimeout(quiet);
+      quiet = setTimeout(done, QUIET_MS);
+    };
+    for (const child of processes) child.on('internalMessage', onMessage);
+    quiet = setTimeout(done, QUIET_MS);
+    const cap = setTimeout(done, QUIET_MAX_MS);
+  });
 }
