@@ -162,6 +162,9 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
     const link: KeeperLink = successor ? parentKeeper() : (request, listeners, handle) => localKeeper((keeper ??= new Keeper(log)))(request, listeners, handle);
     master.successorStarter = async ({ node, release, forks, timeoutMs, signal }) => {
       if (metricsServer) throw failedPrecondition('a master serving metrics (--metrics-port) cannot replace itself yet');
+      const listeners = clusterListeners();
+      const onPath = listeners.find((l) => l.key.startsWith('unix:'));
+      if (onPath) throw failedPrecondition(`the app listens on the unix socket ${onPath.key.slice(5)}, which cannot be handed over yet (see docs/self-upgrade.md)`);
       const controlHandle = running.listenerHandle();
       if (!controlHandle || controlHandle.fd < 0) throw failedPrecondition('cannot find the control listener to hand over (this grpc-js keeps it elsewhere)');
       const outcome = await link(
@@ -173,7 +176,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
           timeoutMs,
           node: node.execPath,
         },
-        clusterListeners(),
+        listeners,
         controlHandle,
       );
       if (signal.aborted) throw unavailable('the master is shutting down');
