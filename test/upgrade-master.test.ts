@@ -9,81 +9,30 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connect, LiveswapClientError } from '../src/client/index.js';
+import { LiveswapClientError } from '../src/client/index.js';
+import { CONTROL_DEADLINE_MS, masterUpgradeUnderLoad, SLOW_REQUESTS } from './helpers/master-upgrade.js';
 import { freePort, get, startLoad } from './helpers/net.js';
 import { nodeOfAnotherLine } from './helpers/node-lines.js';
 import { fixture, tempDir } from './helpers/paths.js';
 import { childPids } from './helpers/proc-tree.js';
 import { runCli, startMaster } from './helpers/processes.js';
-import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
+import { expectGone, isAlive, withDeadline } from './helpers/wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const SLOW_REQUESTS = 8;
-const SLOW_MS = 3000;
-/** Every control call must be answered within this (a deadline per call, not a measured gap). */
-const CONTROL_DEADLINE_MS = 1000;
-
 test('--upgrade-master --node <another line> under load: 0 failed, 8/8 slow answered, control answering, 0 orphans', async (t) => {
-  const other = nodeOfAnotherLine();
-  const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), { tcp: true, forks: 2, env: { APP_PORT: String(port) } });
-  t.after(() => master.stop());
-  const before = await master.client.status();
-  const oldWorkers = before.workers.map((w) => w.pid);
-
-  const load = startLoad(port, { keepAlive: 32, close: 32 });
-  const slow = Array.from({ length: SLOW_REQUESTS }, (_, i) => get(port, `/slow?ms=${SLOW_MS}&tag=${i}`, false, SLOW_MS + 10_000));
-  await waitFor('the slow requests to reach the workers', () => (master.stdout().match(/slow request \d+ started/g)?.length ?? 0) >= SLOW_REQUESTS);
-
-  // A control client calling all along, each call with a 1 s deadline.
-  const probe = connect({ port: master.port, deadlineMs: CONTROL_DEADLINE_MS });
-  let probing = true;
-  const control = { ok: 0, failed: [] as string[] };
-  const probing$ = (async () => {
-    while (probing) {
-      await probe.status().then(
-        () => control.ok++,
-        (error: Error) => control.failed.push(error.message),
-      );
-    }
-  })();
-  // A watcher of the old master is told to reconnect.
-  const watcher = connect({ port: master.port });
-  const watched = (async () => {
-    try {
-      for await (const item of watcher.watch()) void item;
-      return 'ended without a status';
-    } catch (error) {
-      return error as LiveswapClientError;
-    }
-  })();
-
-  const upgraded = await runCli(['--upgrade-master', '--node', other.path, '-p', String(master.port)], { timeoutMs: 60_000 });
-  assert.equal(upgraded.code, 0, upgraded.stderr);
-  assert.match(upgraded.stdout, new RegExp(`master upgraded in \\d+ ms: pid ${master.pid} → pid \\d+ \\(Node ${other.version.replace(/\./g, '\\.')}\\)`));
-
-  const slowReplies = await Promise.allSettled(slow);
-  const answered = slowReplies.filter((r) => r.status === 'fulfilled' && r.value.body === 'v1').length;
-  await expectGone(oldWorkers);
-  // Some requests after the old workers are gone: they all reach the new master's.
-  await waitFor('requests served after the old workers left', () => load.peek().length > 0 && load.peek().at(-1)!.sentAt > Date.now() - 200);
-  const stats = await load.stop();
-  probing = false;
-  await probing$;
-  probe.close();
-  const watchEnd = await withDeadline('the watcher to be told', watched, 10_000);
-  watcher.close();
-
-  const after = await master.client.status();
+  const run = await masterUpgradeUnderLoad(t);
+  const { master, other, before, after, stats, control, watchEnd } = run;
+  assert.equal(run.cli.code, 0, run.cli.stderr);
+  assert.match(run.cli.stdout, new RegExp(`master upgraded in \\d+ ms: pid ${master.pid} → pid \\d+ \\(Node ${other.version.replace(/\./g, '\\.')}\\)`));
   t.diagnostic(
-    `${stats.ok} requests, ${stats.failed} failed; slow ${answered}/${SLOW_REQUESTS}; control ${control.ok} calls, ${control.failed.length} failed; ` +
+    `${stats.ok} requests, ${stats.failed} failed; slow ${run.slowAnswered}/${SLOW_REQUESTS}; control ${control.ok} calls, ${control.failed.length} failed; ` +
       `master ${master.pid} (${before.nodeVersion}) → ${after.masterPid} (${after.nodeVersion})`,
   );
   assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
   assert.ok(stats.ok > 0);
-  assert.equal(answered, SLOW_REQUESTS, `slow requests: ${JSON.stringify(slowReplies.map((r) => (r.status === 'fulfilled' ? r.value.body : String(r.reason))))}`);
-  assert.deepEqual(control.failed, [], 'every control call answered within its 1 s deadline');
+  assert.equal(run.slowAnswered, SLOW_REQUESTS, `slow requests: ${JSON.stringify(run.slowReplies)}`);
+  assert.deepEqual(control.failed, [], `every control call answered within its ${CONTROL_DEADLINE_MS} ms deadline`);
   assert.ok(control.ok > 0);
   assert.ok(watchEnd instanceof LiveswapClientError, String(watchEnd));
   assert.match(watchEnd.message, /reconnect/);
@@ -96,7 +45,7 @@ test('--upgrade-master --node <another line> under load: 0 failed, 8/8 slow answ
   assert.deepEqual(after.workers.map((w) => w.nodeVersion), [other.version, other.version]);
   assert.ok(isAlive(master.pid), 'the pid a supervisor started is alive');
   assert.deepEqual(childPids(master.pid), [after.masterPid], 'the keeper has one child: the new master');
-  for (const pid of oldWorkers) assert.equal(isAlive(pid), false, `old worker ${pid}`);
+  for (const w of before.workers) assert.equal(isAlive(w.pid), false, `old worker ${w.pid}`);
 
   // The supervisor stops the service: SIGTERM to its pid drains the new master.
   const newMaster = after.masterPid;
