@@ -252,6 +252,21 @@ export async function startControlServer(
 
   let closing: Promise<void> | undefined;
   let handedOver = false;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      stopHealth();
+      if (!handedOver) for (const file of tokenFiles) removeTokenFile(file, token!);
+      service.endStreams();
+      ownListener?.close();
+      const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        if ('socket' in endpoint && !handedOver) fs.rmSync(path.resolve(endpoint.socket), { force: true });
+        resolve();
+      });
+    });
+    return closing;
+  };
   return {
     target,
     tokenFile: tokenFiles[0],
@@ -266,26 +281,12 @@ export async function startControlServer(
     },
     handOver() {
       handedOver = true;
-      // Stop accepting now: from here the successor takes every new connection.
-      ownListener?.close();
-      const listening = [...((server as unknown as { http2Servers?: Map<net.Server, unknown> }).http2Servers?.keys() ?? [])];
-      for (const s of listening) if (s.listening) s.close();
       service.endStreams('the master was replaced (upgrade-master); reconnect to reach its successor');
+      // Stop accepting, and send every open connection GOAWAY: the calls on it
+      // finish (the UpgradeMaster call itself among them), the next ones
+      // reconnect and reach the successor. The socket and token files stay.
+      void close();
     },
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        stopHealth();
-        if (!handedOver) for (const file of tokenFiles) removeTokenFile(file, token!);
-        service.endStreams();
-        ownListener?.close();
-        const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          if ('socket' in endpoint && !handedOver) fs.rmSync(path.resolve(endpoint.socket), { force: true });
-          resolve();
-        });
-      });
-      return closing;
-    },
+    close,
   };
 }
