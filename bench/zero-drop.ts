@@ -25,6 +25,12 @@
  *      grpc) upgraded v1 → v2 under 16 channels looping unary calls, with 8
  *      calls of 3 s in flight: calls, failures, slow calls completed, upgrade
  *      duration, first v2 and last v1 answer.
+ *   6. Master self-upgrade (test/helpers/master-upgrade.ts): `liveswap
+ *      --upgrade-master --node <another Node line>` under 32 keep-alive and
+ *      32 connection-close clients, 8 slow requests in flight and a control
+ *      client calling with a 1 s deadline per call: requests, failures, slow
+ *      requests answered, control calls failed, the CLI's time, the Node
+ *      versions before and after, workers left behind.
  *
  * Every load loop is bounded (per-client count and a hard stop in the load
  * generator); every wait for an event has a deadline. Prints markdown tables
@@ -38,7 +44,8 @@ import { greeterScenario } from '../test/helpers/greeter.js';
 import { freePort } from '../test/helpers/net.js';
 import { fixture, ROOT } from '../test/helpers/paths.js';
 import type { MasterProcess } from '../test/helpers/processes.js';
-import { waitFor } from '../test/helpers/wait.js';
+import { isAlive, waitFor } from '../test/helpers/wait.js';
+import { masterUpgradeUnderLoad, SLOW_REQUESTS } from '../test/helpers/master-upgrade.js';
 import { cutover, type UpgradeWindow } from './lib/cutover.js';
 import { isFailure, LoadGenerator, type Request } from './lib/load.js';
 import { now } from './lib/load-protocol.js';
@@ -49,7 +56,7 @@ import { STEADY_ROUNDS, STEADY_SEGMENTS, STEADY_SLICE_MS, steadyState, withInter
 
 const WORKER_COUNTS = (process.env.BENCH_FORKS ?? '2,8').split(',').map(Number);
 /** Which parts to run (all by default): steady, upgrades, cutover, rss, grpc. */
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'steady,upgrades,cutover,rss,grpc').split(','));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'steady,upgrades,cutover,rss,grpc,master').split(','));
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SLOW = 8;
 const SLOW_MS = 3000;
@@ -343,6 +350,32 @@ async function grpcUpgrade() {
   }
 }
 
+// --- 6. Master self-upgrade ---------------------------------------------------
+
+async function masterUpgrade() {
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const run = await masterUpgradeUnderLoad({ after: (fn) => void cleanups.push(fn) });
+    const left = run.before.workers.filter((w) => isAlive(w.pid)).length;
+    return {
+      row: {
+        clients: '32 keep-alive + 32 close',
+        requests: run.stats.ok + run.stats.failed,
+        failed: run.stats.failed,
+        'slow answered': `${run.slowAnswered} of ${SLOW_REQUESTS}`,
+        'control calls failed (1 s deadline)': `${run.control.failed.length} of ${run.control.ok + run.control.failed.length}`,
+        'upgrade-master ms': ms(run.cliMs),
+        node: `${run.before.nodeVersion} → ${run.after.nodeVersion}`,
+        'old workers left': left,
+      },
+      ok: run.cli.code === 0 && run.stats.failed === 0 && run.slowAnswered === SLOW_REQUESTS && run.control.failed.length === 0 && left === 0,
+      failed: run.stats.failed,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
 // --- main -------------------------------------------------------------------
 
 async function main() {
@@ -357,6 +390,7 @@ async function main() {
   const timing = PHASES.has('cutover') ? await cutoverTiming() : undefined;
   const rss = PHASES.has('rss') ? await rssAcrossUpgrades() : undefined;
   const grpc = PHASES.has('grpc') ? await grpcUpgrade() : undefined;
+  const selfUpgrade = PHASES.has('master') ? await masterUpgrade() : undefined;
 
   const strip = (row: Record<string, string | number>) => Object.fromEntries(Object.entries(row).filter(([k]) => !k.startsWith('_')));
   const targets: { target: string; measured: string; met: string }[] = [];
@@ -400,6 +434,10 @@ async function main() {
     target('first new-version gRPC answer within 1 s of the Upgrade call', grpc.firstNew <= 1000, `${ms(grpc.firstNew)} ms`);
     target('gRPC Upgrade returns within 4 s', grpc.upgradeMs <= 4000, `${ms(grpc.upgradeMs)} ms`);
   }
+  if (selfUpgrade) {
+    console.log(`\n### The master upgrades itself (--upgrade-master --node <another Node line>) under load, ${SLOW_REQUESTS} slow requests in flight\n\n${table([selfUpgrade.row])}`);
+    target('master self-upgrade: 0 failed, every slow request answered, control answering, 0 left behind', selfUpgrade.ok, `${selfUpgrade.failed} failed`);
+  }
   console.log(`\n### Targets\n\n${table(targets)}\n\n(${Math.round((Date.now() - began) / 1000)} s)`);
 
   const file = writeJson(path.join(ROOT, 'bench', 'results'), 'zero-drop.json', {
@@ -411,6 +449,7 @@ async function main() {
     timing: timing?.map(strip),
     rss,
     grpc: grpc?.row,
+    master: selfUpgrade?.row,
     targets,
   });
   console.log(`wrote ${path.relative(process.cwd(), file)}`);

@@ -90,7 +90,8 @@ export default async function liveswap(targetOrOptions: string | LiveswapOptions
     tokenFile: running.control?.tokenFile,
     master,
     stopped: running.stopped,
-    upgrade: (target, upgradeOptions) => master.upgrade(fromHere(target), upgradeOptions),
+    upgrade: (target, upgradeOptions) =>
+      master.upgrade(fromHere(target), upgradeOptions?.node ? { ...upgradeOptions, node: fromHere(upgradeOptions.node) } : upgradeOptions),
     kill: () => master.kill(),
     broadcast: (message) => master.broadcast(message),
     status: () => master.status(),

@@ -4,7 +4,7 @@
  */
 import { checkControlSecurity, checkEndpoint, checkHostPort, type ControlEndpoint, type ControlSecurity } from './common/endpoint.js';
 import { serverCredentials, startControlServer, type ControlServer } from './control/control-server.js';
-import { invalidArgument, optionName, unavailable, type Spell } from './common/errors.js';
+import { failedPrecondition, invalidArgument, LiveswapError, optionName, unavailable, type Spell } from './common/errors.js';
 import { becomeForegroundMaster } from './supervisor/foreground.js';
 import { checkPreUpgradeHook } from './supervisor/hook.js';
 import { resolveTarget } from './common/target.js';
@@ -14,6 +14,13 @@ import { resolveMasterConfig, type MasterConfig } from './common/config.js';
 import { Master } from './supervisor/master.js';
 import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
 import type { HealthEndpoint, HealthServer } from './control/health-port.js';
+import { clusterListeners, inheritListeners, recordClusterListeners, stopAccepting } from './supervisor/listeners.js';
+import { Keeper } from './supervisor/keeper.js';
+import { isSuccessor, localKeeper, parentKeeper, receiveHandover, successorFailed, tellKeeper, type KeeperLink } from './supervisor/succession.js';
+import type { BeginMessage } from './common/handover.js';
+
+/** How long a successor waits for the keeper's handover message (it is sent as the successor starts). */
+const HANDOVER_WAIT_MS = 10_000;
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -52,6 +59,8 @@ export interface RunningMaster {
   health: HealthServer | undefined;
   /** Resolves after Die: every worker has exited and the control server is closed. */
   stopped: Promise<void>;
+  /** Set once this process handed its master's place to a successor and keeps it (the CLI's first master). */
+  keeper(): Keeper | undefined;
 }
 
 export async function runMaster(options: RunMasterOptions): Promise<RunningMaster> {
@@ -93,6 +102,25 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   const metrics = metricsModule && new metricsModule.MasterMetrics(master);
   if (options.foreground) becomeForegroundMaster(master, log);
+  // Only the CLI's master owns its process, so only it can hand that process's place on.
+  const successor = options.foreground && options.control !== false ? isSuccessor() : false;
+  let handover: BeginMessage | undefined;
+  if (successor) {
+    try {
+      handover = await receiveHandover(HANDOVER_WAIT_MS);
+    } catch (error) {
+      tellKeeper({ liveswapHandover: 'failed', reason: (error as Error).message, stderrTail: [] });
+      throw error;
+    }
+    inheritListeners(handover.listeners);
+    master.lineage = { ...handover.succession.lineage, masterUpgrades: handover.succession.lineage.masterUpgrades + 1 };
+    // The keeper gone (killed): nobody supervises this master any more.
+    process.once('disconnect', () => {
+      log.warn('the keeper is gone; stopping');
+      void master.die();
+    });
+  }
+  if (options.foreground) recordClusterListeners();
 
   let control: ControlServer | undefined;
   let metricsServer: MetricsServer | undefined;
@@ -117,7 +145,11 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
 
   if (options.control !== false) {
     const serviceOptions = options.watchBufferEvents === undefined ? {} : { watchBufferEvents: options.watchBufferEvents };
-    control = await startControlServer(master, options.control, log, options.security, serviceOptions).catch(giveUp);
+    const inherited = handover && { fd: handover.controlFd, token: handover.succession.token };
+    control = await startControlServer(master, options.control, log, options.security, serviceOptions, inherited).catch((error) => {
+      if (successor) tellKeeper({ liveswapHandover: 'failed', reason: `control service: ${(error as Error).message}`, stderrTail: [] });
+      return giveUp(error);
+    });
     if (master.isStopping) {
       // Stopped while we were binding: nobody else will close it.
       await control.close();
@@ -139,6 +171,50 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       await giveUp(unavailable('the master was stopped while starting'));
     }
   }
-  if (options.target) await master.start(options.target).catch(giveUp);
-  return { master, control, log, metrics: metricsServer, health: healthServer, stopped };
+  let keeper: Keeper | undefined;
+  if (options.foreground && control) {
+    const running = control;
+    const link: KeeperLink = successor ? parentKeeper() : (request, listeners, handle) => localKeeper((keeper ??= new Keeper(log)))(request, listeners, handle);
+    master.successorStarter = async ({ node, release, forks, timeoutMs, signal }) => {
+      if (metricsServer || healthServer) {
+        throw failedPrecondition('a master serving metrics (--metrics-port) or probes (--health-port) cannot replace itself yet: those ports are not handed over');
+      }
+      const listeners = clusterListeners();
+      const onPath = listeners.find((l) => l.key.startsWith('unix:'));
+      if (onPath) throw failedPrecondition(`the app listens on the unix socket ${onPath.key.slice(5)}, which cannot be handed over yet (see docs/self-upgrade.md)`);
+      const controlHandle = running.listenerHandle();
+      if (!controlHandle || controlHandle.fd < 0) throw failedPrecondition('cannot find the control listener to hand over (this grpc-js keeps it elsewhere)');
+      const outcome = await link(
+        {
+          release,
+          forks,
+          token: running.token,
+          lineage: { keeperPid: master.lineage.keeperPid || process.pid, masterUpgrades: master.lineage.masterUpgrades },
+          timeoutMs,
+          node: node.execPath,
+        },
+        listeners,
+        controlHandle,
+      );
+      if (signal.aborted) throw unavailable('the master is shutting down');
+      if (outcome.liveswapHandover === 'failed') throw successorFailed(outcome);
+      // From here the successor accepts alone: new connections go there, watchers are told to reconnect.
+      running.handOver();
+      await stopAccepting();
+      if (!successor) keeper!.keep();
+      return { pid: outcome.pid, nodeVersion: outcome.nodeVersion };
+    };
+  }
+
+  if (handover) {
+    const release = handover.succession.release;
+    try {
+      if (release) await master.start(release.target, { forks: handover.succession.forks, readyMode: release.readyMode, continues: release });
+    } catch (error) {
+      tellKeeper({ liveswapHandover: 'failed', reason: (error as Error).message, stderrTail: error instanceof LiveswapError ? [...error.stderrTail] : [] });
+      return giveUp(error);
+    }
+    tellKeeper({ liveswapHandover: 'ready', pid: process.pid, nodeVersion: process.version });
+  } else if (options.target) await master.start(options.target).catch(giveUp);
+  return { master, control, log, metrics: metricsServer, health: healthServer, stopped, keeper: () => (master.handedOver ? keeper : undefined) };
 }

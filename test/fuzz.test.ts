@@ -154,11 +154,11 @@ test('5,000+ random and malformed requests leave the master serving, the workers
       case 0: // Start: workers run, so even a valid one is FAILED_PRECONDITION.
         return unary(md, stub.start, { target: r.pick([badTarget(r), v2]), forks: r.number(), readyMode: readyMode(r), readyTimeoutMs: r.number() });
       case 1: // Upgrade with a bad target.
-        return unary(md, stub.upgrade, { target: badTarget(r), readyMode: readyMode(r), readyTimeoutMs: r.number(), drainTimeoutMs: r.number(), hookData: r.value() });
+        return unary(md, stub.upgrade, { target: badTarget(r), readyMode: readyMode(r), readyTimeoutMs: r.number(), drainTimeoutMs: r.number(), hookData: r.value(), node: '' });
       case 2: // Upgrade to a good target, with a duration or mode that makes it invalid.
         return r.next() < 0.5
-          ? unary(md, stub.upgrade, { target: v2, readyMode: r.pick([4, -1, 99]), readyTimeoutMs: r.number(), drainTimeoutMs: 0, hookData: r.value() })
-          : unary(md, stub.upgrade, { target: v2, readyMode: 0, readyTimeoutMs: 2147483648 + r.int(2 ** 31), drainTimeoutMs: r.number(), hookData: r.value() });
+          ? unary(md, stub.upgrade, { target: v2, readyMode: r.pick([4, -1, 99]), readyTimeoutMs: r.number(), drainTimeoutMs: 0, hookData: r.value(), node: '' })
+          : unary(md, stub.upgrade, { target: v2, readyMode: 0, readyTimeoutMs: 2147483648 + r.int(2 ** 31), drainTimeoutMs: r.number(), hookData: r.value(), node: '' });
       case 3: // Die with a duration out of range: refused before anything stops.
         return unary(md, stub.die, { force: r.next() < 0.5, drainTimeoutMs: 2147483648 + r.int(2 ** 31) });
       case 4:

@@ -68,6 +68,7 @@ test('health follows the pool (NOT_SERVING with no workers or after a Kill, SERV
     'liveswap.v1.LiveswapService/Kill',
     'liveswap.v1.LiveswapService/Start',
     'liveswap.v1.LiveswapService/Upgrade',
+    'liveswap.v1.LiveswapService/UpgradeMaster',
     'liveswap.v1.LiveswapService/WatchWorkers',
   ]);
   // And a call, schema from reflection (google.protobuf types included), token in a header.

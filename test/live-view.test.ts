@@ -33,6 +33,7 @@ function worker(fields: Partial<Worker> & Pick<Worker, 'id' | 'state'>): Worker 
     reason: 'listening on 127.0.0.1:8080',
     listening: [],
     stderrTail: [],
+    nodeVersion: 'v22.12.0',
     ...fields,
   };
 }

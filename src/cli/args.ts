@@ -12,7 +12,7 @@ import { checkEndpoint, controlEndpoint } from '../common/endpoint.js';
 import { flagOf } from './flags.js';
 import { UsageError } from './report.js';
 
-export const COMMANDS = ['start', 'upgrade', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
+export const COMMANDS = ['start', 'upgrade', 'upgrade-master', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const CLIENT_COMMANDS = COMMANDS.filter((c) => c !== 'start');
@@ -35,9 +35,11 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   'health-address': ['start'],
   hosts: ['upgrade', 'status'],
   batch: ['upgrade'],
-  'ready-timeout': ['start', 'upgrade'],
+  'ready-timeout': ['start', 'upgrade', 'upgrade-master'],
   'ready-mode': ['start', 'upgrade'],
-  'drain-timeout': ['start', 'upgrade', 'die'],
+  'drain-timeout': ['start', 'upgrade', 'upgrade-master', 'die'],
+  // Issue 22 (master self-upgrade).
+  node: ['upgrade', 'upgrade-master'],
   force: ['die'],
   json: CLIENT_COMMANDS,
   insecure: ['start'],
@@ -56,6 +58,11 @@ export function parser(argv: string[]) {
       .usage('liveswap: zero-downtime code hot-swap for Node.js servers\n\nUsage: liveswap <command> [options]')
       .option('start', { alias: 's', type: 'string', describe: 'Run a master in the foreground with workers on FILE', group: 'Commands:' })
       .option('upgrade', { alias: 'u', type: 'string', describe: 'Rolling upgrade of every worker to FILE', group: 'Commands:' })
+      .option('upgrade-master', {
+        type: 'boolean',
+        describe: 'Replace the master process itself (a new liveswap, or --node PATH), keeping every socket open',
+        group: 'Commands:',
+      })
       .option('kill', { alias: 'k', type: 'boolean', describe: 'Kill every worker and respawn on the current code', group: 'Commands:' })
       .option('die', { alias: 'd', type: 'boolean', describe: 'Stop the workers (graceful drain) and quit the master', group: 'Commands:' })
       .option('message', { alias: 'm', type: 'string', describe: 'Send the string MSG to every ready worker', group: 'Commands:' })
@@ -85,6 +92,7 @@ export function parser(argv: string[]) {
           'With -s: ready (default: drain each old worker as soon as a new one is ready) or stable (the last old worker serves until the new ones pass the stability window)',
       })
       .option('stable-ms', { type: 'number', describe: `With -s: ms a new worker must stay up after ready before an upgrade counts it good (default ${DEFAULTS.stableMs})` })
+      .option('node', { type: 'string', describe: 'With -u: the Node.js binary (absolute path) the new workers run on; with --upgrade-master: the one the new master runs on (default: the master\'s own)' })
       .option('force', { type: 'boolean', describe: 'With -d: kill workers at once instead of draining' })
       .option('json', { type: 'boolean', describe: 'Print results (and --watch events) as JSON' })
       .option('log-format', { choices: ['text', 'json'] as const, describe: 'With -s: master log format (default text)' })
@@ -145,6 +153,7 @@ export function checkArgs(args: Args): Command {
     throw new UsageError('--hook-timeout needs --pre-upgrade (there is no hook to time)');
   }
   if (command === 'upgrade' && !args.upgrade) throw new UsageError('-u needs the path of the new module');
+  if (args.node === '') throw new UsageError('--node needs the path of a Node.js binary');
   if (command === 'message' && args.message === '') {
     throw new UsageError(`-m needs a message (to send an empty string, use --message-json '""')`);
   }

@@ -26,10 +26,15 @@ export function statusText(s: GetStatusResponse): string {
     : 'no target started yet';
   const mode = READY_ON[readyModeName(s.readyMode) ?? 'listening'];
   const lines = [
-    `master pid ${s.masterPid}, up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
+    `master pid ${s.masterPid} (Node ${s.nodeVersion}${s.keeperPid ? `, kept by pid ${s.keeperPid}` : ''}), up ${uptime(s.masterStartedAt)}; ${head} (ready on ${mode})`,
     `workers: ${c.ready} ready, ${c.starting} starting, ${c.draining} draining (pool size ${s.forks}); ${s.spares} spare(s); ${s.restarts} crash restart(s)${s.respawnsPending ? `, ${s.respawnsPending} respawn(s) pending` : ''}${s.operation ? `; ${s.operation} in progress` : ''}`,
   ];
   if (s.lastUpgrade || s.following) lines.push(deployLine(s));
+  const workerNodes = [...new Set(s.workers.map((w) => w.nodeVersion).filter((v) => v && v !== s.nodeVersion))];
+  if (workerNodes.length > 0) {
+    const on = (version: string) => s.workers.filter((w) => w.nodeVersion === version).map((w) => w.id).join(', ');
+    lines.push(`workers on another Node: ${workerNodes.map((v) => `${v} (worker ${on(v)})`).join('; ')}`);
+  }
   if (s.lastCrash) {
     const w = s.lastCrash;
     lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${w.reason}`);

@@ -7,7 +7,7 @@
  */
 import { status } from '@grpc/grpc-js';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
-import { BroadcastResponse, DieResponse, GetStatusResponse, KillResponse, UpgradeResponse } from '../gen/liveswap/v1/liveswap.js';
+import { BroadcastResponse, DieResponse, GetStatusResponse, KillResponse, UpgradeMasterResponse, UpgradeResponse } from '../gen/liveswap/v1/liveswap.js';
 import { toProtoReadyMode } from '../common/ready-mode.js';
 import { fromHere } from '../options.js';
 import { checkArgs, parser, type Args, type Command } from './args.js';
@@ -139,6 +139,7 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
             readyMode: toProtoReadyMode(args['ready-mode']),
             readyTimeoutMs: args['ready-timeout'] ?? 0,
             drainTimeoutMs: args['drain-timeout'] ?? 0,
+            node: args.node ? fromHere(args.node) : '',
           }),
         );
         if (json) print(JSON.stringify(UpgradeResponse.toJSON(result)));
@@ -146,6 +147,16 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
           const killed = result.killedAtDrainTimeout ? `; ${result.killedAtDrainTimeout} killed at the drain timeout` : '';
           print(`upgraded to generation ${result.generation} (${result.target}) in ${result.durationMs} ms: ${result.workers.length} worker(s) ready${killed}`);
         }
+        return EXIT.ok;
+      }
+      case 'upgrade-master': {
+        const result = await client.upgradeMaster({
+          node: args.node ? fromHere(args.node) : '',
+          readyTimeoutMs: args['ready-timeout'] ?? 0,
+          drainTimeoutMs: args['drain-timeout'] ?? 0,
+        });
+        if (json) print(JSON.stringify(UpgradeMasterResponse.toJSON(result)));
+        else print(`master upgraded in ${result.durationMs} ms: pid ${result.oldMasterPid} → pid ${result.newMasterPid} (Node ${result.nodeVersion}); the old master is draining its workers`);
         return EXIT.ok;
       }
       case 'kill': {

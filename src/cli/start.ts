@@ -22,6 +22,9 @@ export async function runStart(args: Args): Promise<number> {
     const what = options.target ? `${master.config.forks} worker(s) ready on ${options.target}` : 'no workers yet (waiting for Start)';
     log.info(`master pid ${process.pid} up: ${what}; control on ${control!.target}`);
     await running.stopped;
+    // The first master that handed its place on stays as the keeper, with the master of the day's exit status.
+    const keeper = running.keeper();
+    if (keeper) return await new Promise<number>((resolve) => keeper.once('master-exit', resolve));
     return EXIT.ok;
   } catch (error) {
     return report(error, args);

@@ -15,6 +15,8 @@ import {
   type DieRequest,
   type StartRequest,
   type UpgradeRequest,
+  type UpgradeMasterRequest,
+  type UpgradeMasterResponse,
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapClientError, wrapClientError } from './errors.js';
@@ -61,6 +63,8 @@ export interface LiveswapClient {
   start(request: Partial<StartRequest> & { target: string }): Promise<StartResponse>;
   upgrade(request: Partial<UpgradeRequest> & { target: string }): Promise<UpgradeResponse>;
   kill(): Promise<KillResponse>;
+  /** Replace the master process itself, sockets kept (see docs/self-upgrade.md). */
+  upgradeMaster(request?: Partial<UpgradeMasterRequest>): Promise<UpgradeMasterResponse>;
   die(request?: Partial<DieRequest>): Promise<DieResponse>;
   broadcast(message: unknown): Promise<BroadcastResponse>;
   status(): Promise<GetStatusResponse>;
@@ -152,8 +156,9 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
     // A missing target goes out as "" (the master says it is required), never as the string "undefined".
     start: (request) => call(stub.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request, target: request.target ?? '' }),
     upgrade: (request) =>
-      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, ...request, target: request.target ?? '' }),
+      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, node: '', ...request, target: request.target ?? '' }),
     kill: () => call(stub.kill, {}),
+    upgradeMaster: (request = {}) => call(stub.upgradeMaster, { node: '', readyTimeoutMs: 0, drainTimeoutMs: 0, ...request }),
     die: (request = {}) => call(stub.die, { force: false, drainTimeoutMs: 0, ...request }),
     broadcast: (message) =>
       isJsonValue(message)

@@ -21,6 +21,7 @@ import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import { checkControlSecurity, checkEndpoint, describeEndpoint, isLoopback, type ControlEndpoint, type ControlSecurity } from '../common/endpoint.js';
 import { createService, LiveswapServiceService, type ServiceOptions } from './service.js';
+import type { ListenHandle } from '../supervisor/listeners.js';
 
 export interface ControlServer {
   /** Where clients connect: "127.0.0.1:3000", "[::1]:3000" or "unix:/path". */
@@ -29,7 +30,23 @@ export interface ControlServer {
   readonly tokenFile: string | undefined;
   /** Every token file written: one per loopback address that reaches the master (see token-file.ts). */
   readonly tokenFiles: readonly string[];
+  /** The TCP token (undefined on a unix socket): a successor master keeps it. */
+  readonly token: string | undefined;
+  /** The listening socket's handle, for a successor master to inherit; undefined if it cannot be found. */
+  listenerHandle(): ListenHandle | undefined;
+  /**
+   * Close for a successor that already accepts on the same listener: the
+   * socket file and the token files stay (they are the successor's now), and
+   * WatchWorkers clients are told to reconnect.
+   */
+  handOver(): void;
   close(): Promise<void>;
+}
+
+/** Where a successor master's control listener comes from: the old master's, inherited. */
+export interface InheritedControl {
+  fd: number;
+  token: string | undefined;
 }
 
 function readPem(what: string, file: string): Buffer {
@@ -155,12 +172,13 @@ export async function startControlServer(
   log: Logger,
   security: ControlSecurity = {},
   options: ServiceOptions = {},
+  inheritedControl?: InheritedControl,
 ): Promise<ControlServer> {
   checkEndpoint(endpoint);
   checkControlSecurity(endpoint, security);
   const credentials = serverCredentials(security);
   if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
-  const token = 'socket' in endpoint ? undefined : generateToken();
+  const token = 'socket' in endpoint ? undefined : (inheritedControl?.token ?? generateToken());
   const server = new Server(token ? { interceptors: [tokenInterceptor(token, log)] } : {});
   const service = createService(master, log, options);
   server.addService(LiveswapServiceService, service.implementation);
@@ -171,8 +189,30 @@ export async function startControlServer(
 
   let target: string;
   const tokenFiles: string[] = [];
+  // A successor's listener: the old master's socket, inherited. grpc-js serves
+  // the connections we accept on it (createConnectionInjector); nothing is
+  // bound again, so clients are never refused while masters change.
+  let ownListener: net.Server | undefined;
   try {
-    if ('socket' in endpoint) {
+    if (inheritedControl) {
+      const injector = server.createConnectionInjector(credentials);
+      ownListener = net.createServer((socket) => injector.injectConnection(socket));
+      const listener = ownListener;
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ fd: inheritedControl.fd }, () => resolve());
+      });
+      if ('socket' in endpoint) target = `unix:${path.resolve(endpoint.socket)}`;
+      else {
+        const port = (listener.address() as net.AddressInfo).port;
+        target = describeEndpoint({ address: endpoint.address, port });
+        // The same token in the same files: rewritten (atomically) so they are this master's to remove.
+        for (const file of tokenFilePaths(endpoint.address, port, security.stateDir)) {
+          writeTokenFile(file, token!);
+          tokenFiles.push(file);
+        }
+      }
+    } else if ('socket' in endpoint) {
       const socketPath = path.resolve(endpoint.socket);
       await prepareSocket(socketPath);
       target = `unix:${socketPath}`;
@@ -211,23 +251,42 @@ export async function startControlServer(
   }
 
   let closing: Promise<void> | undefined;
+  let handedOver = false;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      stopHealth();
+      if (!handedOver) for (const file of tokenFiles) removeTokenFile(file, token!);
+      service.endStreams();
+      ownListener?.close();
+      const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        if ('socket' in endpoint && !handedOver) fs.rmSync(path.resolve(endpoint.socket), { force: true });
+        resolve();
+      });
+    });
+    return closing;
+  };
   return {
     target,
     tokenFile: tokenFiles[0],
     tokenFiles,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        stopHealth();
-        for (const file of tokenFiles) removeTokenFile(file, token!);
-        service.endStreams();
-        const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          if ('socket' in endpoint) fs.rmSync(path.resolve(endpoint.socket), { force: true });
-          resolve();
-        });
-      });
-      return closing;
+    token,
+    listenerHandle() {
+      if (ownListener) return (ownListener as unknown as { _handle: ListenHandle | null })._handle ?? undefined;
+      // grpc-js keeps the servers it bound in a private map; the listening one is ours.
+      const bound = (server as unknown as { http2Servers?: Map<net.Server, unknown> }).http2Servers;
+      const listening = bound && [...bound.keys()].find((s) => s.listening);
+      return (listening as unknown as { _handle?: ListenHandle | null } | undefined)?._handle ?? undefined;
     },
+    handOver() {
+      handedOver = true;
+      service.endStreams('the master was replaced (upgrade-master); reconnect to reach its successor');
+      // Stop accepting, and send every open connection GOAWAY: the calls on it
+      // finish (the UpgradeMaster call itself among them), the next ones
+      // reconnect and reach the successor. The socket and token files stay.
+      void close();
+    },
+    close,
   };
 }

@@ -42,6 +42,7 @@ export function toProtoWorker(worker: WorkerInfo): Worker {
     reason: worker.reason,
     listening: worker.listening,
     stderrTail: worker.stderrTail ?? [],
+    nodeVersion: worker.nodeVersion,
   };
 }
 

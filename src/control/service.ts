@@ -92,8 +92,8 @@ function unary<Req, Res>(log: Logger, handler: UnaryHandler<Req, Res>) {
 
 export interface ServiceHandle {
   implementation: LiveswapServiceServer;
-  /** Ends every open WatchWorkers stream (at shutdown). */
-  endStreams(): void;
+  /** Ends every open WatchWorkers stream (at shutdown); with a reason, as UNAVAILABLE carrying it. */
+  endStreams(reconnect?: string): void;
 }
 
 export function createService(master: Master, log: Logger, options: ServiceOptions = {}): ServiceHandle {
@@ -118,6 +118,7 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
         readyTimeoutMs: request.readyTimeoutMs,
         drainTimeoutMs: request.drainTimeoutMs,
         hookData: request.hookData,
+        ...(request.node && { node: request.node }),
       });
       return { ...result, workers: result.workers.map(toProtoWorker) };
     }),
@@ -126,6 +127,14 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
       const result = await master.kill('rpc');
       return { killed: result.killed, workers: result.workers.map(toProtoWorker) };
     }),
+
+    upgradeMaster: unary(log, (request) =>
+      master.upgradeMaster({
+        ...(request.node && { node: request.node }),
+        readyTimeoutMs: request.readyTimeoutMs,
+        drainTimeoutMs: request.drainTimeoutMs,
+      }),
+    ),
 
     die: unary(log, (request) => master.die({ force: request.force, drainTimeoutMs: request.drainTimeoutMs })),
 
@@ -201,8 +210,11 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
 
   return {
     implementation,
-    endStreams() {
-      for (const call of streams) call.end();
+    endStreams(reconnect) {
+      for (const call of streams) {
+        if (reconnect) call.emit('error', { code: status.UNAVAILABLE, details: reconnect });
+        else call.end();
+      }
       streams.clear();
     },
   };

@@ -15,6 +15,7 @@ import { detachStdio, hasControllingTerminal, terminalStdio } from './terminal.j
 export function becomeForegroundMaster(master: Master, log: Logger): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
+      if (master.handedOver) return; // The keeper passes it on to the successor.
       if (master.isStopping) {
         log.warn(`${signal} again: killing the workers without waiting for them to drain`);
         void master.die({ force: true });
@@ -52,6 +53,7 @@ function onSighup(master: Master, log: Logger): void {
   const startedInTerminal = hasControllingTerminal();
   const stdioOnTerminal = terminalStdio();
   process.on('SIGHUP', () => {
+    if (master.handedOver) return; // The keeper passes it on to the successor.
     if (startedInTerminal && !hasControllingTerminal()) {
       detachStdio(stdioOnTerminal);
       log.info('SIGHUP: the terminal closed; stopping gracefully');

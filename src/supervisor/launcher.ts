@@ -17,6 +17,10 @@ export interface LaunchSpec {
   target: string;
   generation: number;
   readyMode: ReadyMode;
+  /** The Node.js binary the workers run on; undefined: the master's own. */
+  execPath?: string;
+  /** Its version ("v22.12.0"), shown in status. */
+  nodeVersion: string;
 }
 
 export interface WorkerProcessEvents {
@@ -130,6 +134,25 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 }
 
 /**
+ * cluster.fork on a given Node binary. cluster has no setting for it: its
+ * settings take an `execPath` but never pass it on, and the
+ * child_process.fork it calls runs `options.execPath || process.execPath`
+ * (lib/internal/cluster/primary.js, createWorkerProcess). cluster.fork
+ * spawns synchronously, so process.execPath names the release's binary for
+ * exactly that call and nothing else can observe it.
+ */
+function forkOn(execPath: string | undefined, env: Record<string, string>): ClusterWorker {
+  if (execPath === undefined || execPath === process.execPath) return cluster.fork(env);
+  const own = process.execPath;
+  process.execPath = execPath;
+  try {
+    return cluster.fork(env);
+  } finally {
+    process.execPath = own;
+  }
+}
+
+/**
  * Spares are forked when an operation ends (prepareSpares), or this long after
  * a launch outside one (a crash respawn), so they do not compete with boots.
  */
@@ -167,7 +190,8 @@ export class ClusterLauncher implements Launcher {
       [WorkerEnv.generation]: String(spec.generation),
       [WorkerEnv.readyMode]: spec.readyMode,
     };
-    const spare = this.takeSpare();
+    // Spares run the master's own Node: a release on another binary forks its own.
+    const spare = spec.execPath === undefined ? this.takeSpare() : undefined;
     let worker: ClusterWorker;
     if (spare) {
       worker = spare;
@@ -177,7 +201,7 @@ export class ClusterLauncher implements Launcher {
       if (this.waiting.has(spare)) run();
       else spare.on('message', (message: unknown) => isSpareMessage(message) && run());
     } else {
-      worker = cluster.fork(env);
+      worker = forkOn(spec.execPath, env);
     }
     this.scheduleRefill();
     return new ClusterWorkerProcess(worker);
@@ -225,7 +249,7 @@ export class ClusterLauncher implements Launcher {
     while (!this.closed && this.failures < MAX_SPARE_FAILURES && this.idle.length < this.wantedSpares()) {
       let spare: ClusterWorker;
       try {
-        spare = cluster.fork({ [WorkerEnv.spare]: '1' });
+        spare = forkOn(undefined, { [WorkerEnv.spare]: '1' });
       } catch {
         // The OS refused (ENOMEM…): spares are only a head start, so no worse than one that died.
         this.failures++;

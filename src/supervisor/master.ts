@@ -21,6 +21,8 @@ import { OperationLock, type OperationName } from './operation-lock.js';
 import { ForkFailed, Pool, type PoolTransition, type WorkerCounts } from './pool.js';
 import { allReadyOrFirstFailure } from './readiness.js';
 import { resolveTarget } from '../common/target.js';
+import { OWN_NODE, probeNode, type NodeBinary } from './node-binary.js';
+import type { HandedRelease } from '../common/handover.js';
 import { rollingUpgrade, type UpgradeOutcome, type UpgradeOutcomeName } from './upgrade.js';
 import { Reconciler } from './reconciler.js';
 import { Cancelled, cancellable } from './wait.js';
@@ -32,7 +34,41 @@ export interface StartOptions {
   forks?: number;
   readyMode?: ReadyMode;
   readyTimeoutMs?: number;
+  /** @internal a successor master boots the release its predecessor served, as the same generation. */
+  continues?: HandedRelease;
 }
+
+export interface UpgradeMasterOptions {
+  /** Absolute path of the Node.js binary the successor runs on (default: this master's). */
+  node?: string;
+  /** How long the successor may take to start with its pool ready (default: the ready timeout plus 20 s). */
+  readyTimeoutMs?: number;
+  /** How long this master's workers may take to drain once the successor serves. */
+  drainTimeoutMs?: number;
+}
+
+export interface UpgradeMasterResult {
+  oldMasterPid: number;
+  newMasterPid: number;
+  nodeVersion: string;
+  durationMs: number;
+}
+
+/**
+ * How a master gets a successor (run.ts provides it for a CLI master): starts
+ * it on the release and pool size given, and resolves once it serves, or
+ * throws why not, with the successor gone.
+ */
+export type SuccessorStarter = (request: {
+  node: NodeBinary;
+  release: HandedRelease | undefined;
+  forks: number;
+  timeoutMs: number;
+  signal: AbortSignal;
+}) => Promise<{ pid: number; nodeVersion: string }>;
+
+/** Time a successor gets beyond the ready timeout: Node's start-up, the control service, the pool's forks. */
+const SUCCESSOR_GRACE_MS = 20_000;
 
 export interface UpgradeOptions {
   /** Who asks (default 'api'): logged, counted in the metrics, shown in GetStatus and WatchWorkers. */
@@ -42,6 +78,8 @@ export interface UpgradeOptions {
   drainTimeoutMs?: number;
   /** Passed to the pre-upgrade hook as data.extra. */
   hookData?: unknown;
+  /** Absolute path of the Node.js binary the new workers run on (default: the master's own). */
+  node?: string;
 }
 
 export interface DieOptions {
@@ -110,7 +148,16 @@ export interface MasterStatus {
   operationOrigin?: Origin;
   /** The path the master follows (--follow), or ''. */
   following: string;
+  /** The Node.js version the master runs on. */
+  nodeVersion: string;
+  /** The process a supervisor started, when it is not this one (after an UpgradeMaster); 0 otherwise. */
+  keeperPid: number;
+  /** Times the master process was replaced since the first one started. */
+  masterUpgrades: number;
 }
+
+export type { Lineage } from '../common/handover.js';
+import type { Lineage } from '../common/handover.js';
 
 export interface UpgradeReport {
   origin: Origin;
@@ -175,6 +222,12 @@ export class Master extends EventEmitter<MasterEvents> {
   private lastKilledAtDrainTimeout: WorkerInfo | undefined;
   /** Die was asked to force: kill rather than drain. */
   private forced = false;
+  /** Set by a successor master when it takes over (see run.ts). */
+  lineage: Lineage = { keeperPid: 0, masterUpgrades: 0 };
+  /** Set by run.ts on a master that can replace its own process. */
+  successorStarter: SuccessorStarter | undefined;
+  /** A successor serves in this master's place: it is draining its workers on the way out. */
+  handedOver = false;
 
   constructor(
     readonly config: MasterConfig,
@@ -223,6 +276,8 @@ export class Master extends EventEmitter<MasterEvents> {
       previousGeneration: this.previous?.generation ?? 0,
       ...(this.operationOrigin && { operationOrigin: this.operationOrigin }),
       following: this.config.follow ?? '',
+      nodeVersion: process.version,
+      ...this.lineage,
     };
   }
 
@@ -239,7 +294,10 @@ export class Master extends EventEmitter<MasterEvents> {
         );
       }
       const forks = options.forks ?? this.config.forks;
-      const spec = this.nextRelease(file, target, options.readyMode);
+      const continues = options.continues;
+      if (continues) this.lastGeneration = Math.max(this.lastGeneration, continues.generation - 1);
+      const node = continues?.execPath ? { execPath: continues.execPath, version: continues.nodeVersion } : undefined;
+      const spec = this.nextRelease(file, continues?.requested ?? target, options.readyMode, node);
       const readyTimeoutMs = options.readyTimeoutMs || this.config.readyTimeoutMs;
       const { workers, failure } = await this.forkAll(spec, forks, readyTimeoutMs, signal);
       if (failure) {
@@ -264,7 +322,9 @@ export class Master extends EventEmitter<MasterEvents> {
       const startedAt = new Date();
       const attempt = { generation: 0 };
       const from = this.current;
-      const outcome = await this.attemptUpgrade(file, target, options, signal, attempt);
+      // Checked under the lock: a refused call must not wait for a probe first.
+      const node = options.node ? await cancellable(probeNode(options.node), signal) : undefined;
+      const outcome = await this.attemptUpgrade(file, target, { ...options, node }, signal, attempt);
       // A finished upgrade reports the duration its reply carries, so the two never differ.
       const durationMs = Date.now() - startedAt.getTime();
       const reason = outcome.kind === 'ok' ? '' : ((outcome.error as Error)?.message ?? String(outcome.error));
@@ -288,7 +348,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private async attemptUpgrade(
     file: string,
     requested: string,
-    options: UpgradeOptions,
+    options: Omit<UpgradeOptions, 'node'> & { node: NodeBinary | undefined },
     signal: AbortSignal,
     attempt: { generation: number },
   ): Promise<UpgradeOutcome> {
@@ -299,7 +359,7 @@ export class Master extends EventEmitter<MasterEvents> {
         const verdict = await this.askHook(file, from, options.hookData, signal);
         if (!verdict.allowed) return { kind: 'vetoed', error: failedPrecondition(verdict.reason, verdict.stderrTail) };
       }
-      const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode);
+      const to = this.nextRelease(file, requested, options.readyMode ?? from?.readyMode, options.node);
       attempt.generation = to.generation;
       this.log.info(`upgrade to generation ${to.generation} (${to.target}) begins, asked by ${options.origin ?? 'api'}`);
       return await rollingUpgrade({
@@ -324,6 +384,45 @@ export class Master extends EventEmitter<MasterEvents> {
     } catch (error) {
       return error instanceof Cancelled ? { kind: 'aborted', error } : { kind: 'failed', error };
     }
+  }
+
+  /**
+   * Replace this master's process (docs/self-upgrade.md): a successor takes
+   * the sockets and serves with a full pool, then this master drains its
+   * workers and stops. Any failure before the successor serves leaves this
+   * master as it was, and says why.
+   */
+  async upgradeMaster(options: UpgradeMasterOptions = {}): Promise<UpgradeMasterResult> {
+    checkCallDurations({ readyTimeoutMs: options.readyTimeoutMs, drainTimeoutMs: options.drainTimeoutMs });
+    const starter = this.successorStarter;
+    if (!starter) {
+      throw failedPrecondition('only a master started by the liveswap CLI (liveswap -s) can replace its own process; this one is embedded in an application');
+    }
+    const result = await this.exclusive('upgrade-master', 'api', async (signal) => {
+      const startedAt = Date.now();
+      const node = options.node ? await cancellable(probeNode(options.node), signal) : OWN_NODE;
+      const current = this.current;
+      this.log.info(`upgrade-master: starting a successor on ${node.execPath} (Node ${node.version})`);
+      const successor = await starter({
+        node,
+        release: current && {
+          target: current.target,
+          requested: current.requested,
+          generation: current.generation,
+          readyMode: current.readyMode,
+          ...(current.execPath !== undefined && { execPath: current.execPath }),
+          nodeVersion: current.nodeVersion,
+        },
+        forks: this.config.forks,
+        timeoutMs: options.readyTimeoutMs || this.config.readyTimeoutMs + SUCCESSOR_GRACE_MS,
+        signal,
+      });
+      this.handedOver = true;
+      return { oldMasterPid: process.pid, newMasterPid: successor.pid, nodeVersion: successor.nodeVersion, durationMs: Date.now() - startedAt };
+    });
+    this.log.info(`upgrade-master: master pid ${result.newMasterPid} (Node ${result.nodeVersion}) serves; draining this master's workers`);
+    void this.die(options.drainTimeoutMs ? { drainTimeoutMs: options.drainTimeoutMs } : {});
+    return result;
   }
 
   /** SIGKILL every worker, then fork a fresh pool on the current target. */
@@ -446,8 +545,15 @@ export class Master extends EventEmitter<MasterEvents> {
     return failed ? { workers, failure: failed } : { workers };
   }
 
-  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined): Release {
-    return { target, requested, generation: ++this.lastGeneration, readyMode: readyMode ?? this.config.readyMode };
+  private nextRelease(target: string, requested: string, readyMode: ReadyMode | undefined, node?: NodeBinary): Release {
+    return {
+      target,
+      requested,
+      generation: ++this.lastGeneration,
+      readyMode: readyMode ?? this.config.readyMode,
+      ...(node && node.execPath !== process.execPath ? { execPath: node.execPath } : {}),
+      nodeVersion: node?.version ?? process.version,
+    };
   }
 
   private async askHook(

@@ -8,7 +8,7 @@
 import { aborted, unavailable } from '../common/errors.js';
 import { Cancelled } from './wait.js';
 
-export type OperationName = 'start' | 'upgrade' | 'kill' | 'die';
+export type OperationName = 'start' | 'upgrade' | 'kill' | 'die' | 'upgrade-master';
 
 interface RunningOperation {
   name: OperationName;

@@ -41,6 +41,8 @@ export interface WorkerInfo {
   reason: string;
   /** Addresses it listens on. */
   listening: string[];
+  /** The Node.js version it runs on. */
+  nodeVersion: string;
   /** Its last stderr lines, once it has exited without being asked to. */
   stderrTail?: string[];
 }
@@ -255,6 +257,7 @@ export class WorkerHandle {
       ...(this.#exitSignal !== undefined && { exitSignal: this.#exitSignal }),
       reason: this.#reason,
       listening: [...this.#listening],
+      nodeVersion: this.spec.nodeVersion,
       ...(this.#crashed && { stderrTail: this.#stderr.get().slice(-CRASH_TAIL_LINES) }),
     };
   }

@@ -19,6 +19,7 @@ import Module from 'node:module';
 import { WorkerEnv } from '../common/ipc.js';
 import { drain, trackServers } from './drain.js';
 import { installIpcBridge } from './ipc-bridge.js';
+import { listenOnInheritedSockets } from './inherited-listeners.js';
 import { exitWhenMasterGone } from './orphan-guard.js';
 
 const isSpare = process.env[WorkerEnv.spare] === '1';
@@ -63,6 +64,7 @@ installIpcBridge({
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 exitWhenMasterGone();
 trackServers();
+listenOnInheritedSockets();
 
 if (isSpare) {
   process.on('message', awaitRun);
