@@ -38,13 +38,15 @@ export function addHealthService(server: Server, master: Master): () => void {
   };
   update();
   health.addToServer(server);
-  // Transitions move the status at once; the timer catches what moves
-  // without one (a Start that changed the pool size settles just after its
-  // last transition; Die before any worker has drained).
+  // Transitions and the end of each operation move the status at once (a
+  // Start names its target only after its last worker's transition); the
+  // timer catches what moves without either (Die before any worker has drained).
   master.on('transition', update);
+  master.on('idle', update);
   const timer = setInterval(update, RECHECK_MS).unref();
   return () => {
     master.off('transition', update);
+    master.off('idle', update);
     clearInterval(timer);
   };
 }

