@@ -31,17 +31,25 @@ export default (...args) => (stringWidth ??= require('string-width').default)(..
   },
 };
 
-await esbuild.build({
+const result = await esbuild.build({
   entryPoints: ['dist/src/cli/main.js'],
   outfile: 'dist/src/cli/main.bundle.js',
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // grpc-js require()s proto-loader only for channelz and ORCA, which a client command never uses.
-  external: ['./start.js', '@grpc/proto-loader'],
-  // grpc-js is CommonJS and require()s Node's built-ins.
+  external: ['./start.js'],
+  // grpc-js's status constants are CommonJS, and so are parts of yargs' dependencies.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
   plugins: [lazyStringWidth],
   logLevel: 'warning',
+  metafile: true,
 });
+
+// The client speaks gRPC over node:http2 (src/client/transport.ts); grpc-js's
+// client would double the time a command takes. Only its status constants may come in.
+const grpcJs = Object.keys(result.metafile.inputs).filter((file) => file.includes('@grpc/') && !file.endsWith('@grpc/grpc-js/build/src/constants.js'));
+if (grpcJs.length > 0) {
+  console.error(`bundle-cli: the CLI bundle pulls in grpc-js (${grpcJs.slice(0, 3).join(', ')}…): find the import that brings it`);
+  process.exit(1);
+}

@@ -17,7 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { LiveswapServiceClient } from '../src/client/index.js';
+import { LiveswapServiceClient } from './helpers/grpc-js-stub.js';
 import { poolState } from './helpers/grpc.js';
 import { freePort, get } from './helpers/net.js';
 import { fixture } from './helpers/paths.js';

@@ -5,7 +5,7 @@
  *
  * Exit codes: see report.ts. Failures print one line on stderr, never a stack trace.
  */
-import { status } from '@grpc/grpc-js';
+import { Status as status } from '../common/status.js';
 import { connect, LiveswapClientError, type LiveswapClient } from '../client/index.js';
 import { BroadcastResponse, DieResponse, GetStatusResponse, KillResponse, UpgradeMasterResponse, UpgradeResponse } from '../gen/liveswap/v1/liveswap.js';
 import { toProtoReadyMode } from '../common/ready-mode.js';

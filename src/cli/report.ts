@@ -2,7 +2,7 @@
  * How the CLI ends: its exit codes, and a failure turned into one line on
  * stderr (and, with --json, one JSON object on stdout).
  */
-import { status } from '@grpc/grpc-js';
+import { Status as status } from '../common/status.js';
 import { LiveswapClientError } from '../client/errors.js';
 import { LiveswapError, SettingError } from '../common/errors.js';
 

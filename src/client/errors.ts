@@ -3,7 +3,8 @@
  * person can act on, and (for rollbacks and failed starts) the failing
  * worker's stderr tail from the trailing metadata.
  */
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Status as status } from '../common/status.js';
+import type { CallError } from './transport.js';
 import { STDERR_TAIL_KEY } from '../common/errors.js';
 
 export class LiveswapClientError extends Error {
@@ -45,20 +46,18 @@ function unreachableReason(details: string): string | undefined {
   if (/ETIMEDOUT/.test(details)) return 'timed out';
   if (/ECONNRESET/.test(details)) return 'connection reset';
   if (/Protocol error/i.test(details)) return 'something else is listening there: it does not speak gRPC';
-  // grpc-js's word for a connection that opened but failed during set-up:
+  // A connection that opened but closed before HTTP/2 began (transport.ts):
   // in practice a TLS mismatch, e.g. plain text to a TLS master, or a client
   // certificate the master does not trust.
-  if (/Last error: Failed to connect \(/.test(details)) {
+  if (/^the connection closed during set-up$/.test(details)) {
     return 'the connection failed during set-up: check --tls-ca, --tls-cert and --tls-key against the master\'s TLS settings';
   }
-  // Any other failure to connect: grpc-js says "No connection established. Last error: <why> (<time>)…".
-  const last = /No connection established\. Last error: (.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\.?(?: Resolution note.*)?$/.exec(details);
-  return last ? last[1]!.replace(/^Error: /, '') : undefined;
+  return undefined;
 }
 
-export function wrapClientError(error: ServiceError, endpoint: string, { tls = false } = {}): LiveswapClientError {
-  const details = (error.details || error.message).replace(/\s*\n\s*/g, ' ');
-  const tail = error.metadata?.get(STDERR_TAIL_KEY) ?? [];
+export function wrapClientError(error: CallError, endpoint: string, { tls = false } = {}): LiveswapClientError {
+  const details = error.details.replace(/\s*\n\s*/g, ' ');
+  const tail = error.binary(STDERR_TAIL_KEY);
   const stderrTail = tail.flatMap((value) => value.toString().split('\n')).filter((line) => line !== '');
   if (error.code === status.UNAVAILABLE) {
     let reason = unreachableReason(details);
@@ -69,6 +68,7 @@ export function wrapClientError(error: ServiceError, endpoint: string, { tls = f
       reason = 'the connection was reset during TLS set-up: does the master require a client certificate (--tls-cert, --tls-key), or not trust yours?';
     }
     if (reason) return new LiveswapClientError(error.code, `no master at ${endpoint} (${reason})`, stderrTail);
+    if (error.connectionFailed) return new LiveswapClientError(error.code, `no master at ${endpoint} (${details})`, stderrTail);
   }
   if (error.code === status.DEADLINE_EXCEEDED) {
     return new LiveswapClientError(error.code, `no answer from the master at ${endpoint} before the deadline`, stderrTail);

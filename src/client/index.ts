@@ -2,10 +2,9 @@
  * The typed client: the generated stubs, with promises, typed errors and
  * watch() as an async iterator. The CLI is built on it; so can your tools be.
  */
-import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import {
-  LiveswapServiceClient,
+  LiveswapServiceDefinition,
   type BroadcastResponse,
   type DieResponse,
   type GetStatusResponse,
@@ -20,6 +19,8 @@ import {
   type WatchWorkersResponse,
 } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapClientError, wrapClientError } from './errors.js';
+import { CallError, Transport, type MethodDefinition, type TransportTls } from './transport.js';
+import { Status as status } from '../common/status.js';
 import { controlEndpoint, describeEndpoint, type ControlEndpoint } from '../common/endpoint.js';
 import { isJsonValue } from '../common/json.js';
 import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../common/token-file.js';
@@ -90,17 +91,14 @@ function pem(what: string, value: string | Buffer | undefined): Buffer | null {
   }
 }
 
-function channel(options: ConnectOptions): { creds: ChannelCredentials; channelOptions: ChannelOptions } {
-  if (!options.tls || options.socket) return { creds: credentials.createInsecure(), channelOptions: {} };
+/** The TLS settings the transport needs, files read; undefined for plain text and unix sockets. */
+function tlsOf(options: ConnectOptions): TransportTls | undefined {
+  if (!options.tls || options.socket) return undefined;
   const tls = options.tls === true ? {} : options.tls;
   if (Boolean(tls.cert) !== Boolean(tls.key)) {
     throw new LiveswapClientError(status.INVALID_ARGUMENT, 'a TLS client certificate needs its key, and a key its certificate');
   }
-  const creds = credentials.createSsl(pem('CA', tls.ca), pem('key', tls.key), pem('certificate', tls.cert));
-  const channelOptions: ChannelOptions = tls.serverName
-    ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }
-    : {};
-  return { creds, channelOptions };
+  return { ca: pem('CA', tls.ca), key: pem('key', tls.key), cert: pem('certificate', tls.cert), ...(tls.serverName && { serverName: tls.serverName }) };
 }
 
 /** Where the token comes from, read again at every call (a restarted master has a new one). */
@@ -121,79 +119,56 @@ function tokenSource(where: ControlEndpoint, options: ConnectOptions): () => { t
 export function connect(options: ConnectOptions = {}): LiveswapClient {
   const where = controlEndpoint(options);
   const endpoint = describeEndpoint(where);
-  const { creds, channelOptions } = channel(options);
-  const stub = new LiveswapServiceClient(endpoint, creds, channelOptions);
-  const callOptions = (): CallOptions =>
-    options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
+  const transport = new Transport(where, LiveswapServiceDefinition.fullName, tlsOf(options));
+  const methods = LiveswapServiceDefinition.methods;
   const token = tokenSource(where, options);
-  let lastSource = '';
-  const metadata = (): Metadata => {
-    const md = new Metadata();
+  /** The call's headers, and where its token came from (for an UNAUTHENTICATED reply). */
+  const credentials = (): { headers: Record<string, string>; from: string } => {
     const source = token();
-    lastSource = source.from;
-    if (source.token) md.set('authorization', `Bearer ${source.token}`);
-    return md;
+    return { headers: source.token ? { authorization: `Bearer ${source.token}` } : {}, from: source.from };
   };
-  const wrap = (error: ServiceError, from = lastSource): LiveswapClientError => {
+  const wrap = (error: unknown, from: string): unknown => {
+    if (!(error instanceof CallError)) return error;
     const wrapped = wrapClientError(error, endpoint, { tls: Boolean(options.tls) });
     if (wrapped.code !== status.UNAUTHENTICATED) return wrapped;
     return new LiveswapClientError(wrapped.code, `${wrapped.message} (client: ${from})`, wrapped.stderrTail);
   };
 
-  function call<Req, Res>(
-    method: (req: Req, md: Metadata, opts: CallOptions, cb: (e: ServiceError | null, r: Res) => void) => unknown,
-    request: Req,
-  ): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const md = metadata();
-      const from = lastSource;
-      method.call(stub, request, md, callOptions(), (error, response) => (error ? reject(wrap(error, from)) : resolve(response)));
+  function call<Req, Res>(method: MethodDefinition<Req, Res>, request: Req): Promise<Res> {
+    const { headers, from } = credentials();
+    return transport.unary(method, request, { headers, ...(options.deadlineMs && { deadlineMs: options.deadlineMs }) }).catch((error: unknown) => {
+      throw wrap(error, from);
     });
   }
 
   return {
     endpoint,
     // A missing target goes out as "" (the master says it is required), never as the string "undefined".
-    start: (request) => call(stub.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request, target: request.target ?? '' }),
+    start: (request) => call(methods.start, { forks: 0, readyMode: 0, readyTimeoutMs: 0, ...request, target: request.target ?? '' }),
     upgrade: (request) =>
-      call(stub.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, node: '', ...request, target: request.target ?? '' }),
-    kill: () => call(stub.kill, {}),
-    upgradeMaster: (request = {}) => call(stub.upgradeMaster, { node: '', readyTimeoutMs: 0, drainTimeoutMs: 0, ...request }),
-    die: (request = {}) => call(stub.die, { force: false, drainTimeoutMs: 0, ...request }),
+      call(methods.upgrade, { readyMode: 0, readyTimeoutMs: 0, drainTimeoutMs: 0, node: '', ...request, target: request.target ?? '' }),
+    kill: () => call(methods.kill, {}),
+    upgradeMaster: (request = {}) => call(methods.upgradeMaster, { node: '', readyTimeoutMs: 0, drainTimeoutMs: 0, ...request }),
+    die: (request = {}) => call(methods.die, { force: false, drainTimeoutMs: 0, ...request }),
     broadcast: (message) =>
       isJsonValue(message)
-        ? call(stub.broadcast, { message })
+        ? call(methods.broadcast, { message })
         : Promise.reject(
             new LiveswapClientError(
               status.INVALID_ARGUMENT,
               'the message must be a JSON value: a string, number, boolean, null, array or object',
             ),
           ),
-    status: () => call(stub.getStatus, {}),
+    status: () => call(methods.getStatus, {}),
     async *watch({ signal } = {}) {
-      const md = metadata();
-      const from = lastSource;
-      const stream = stub.watchWorkers({}, md); // No deadline: a watch lasts as long as it is read.
-      let cancelledByUs = false;
-      const cancel = () => {
-        cancelledByUs = true;
-        stream.cancel();
-      };
-      // After a cancel grpc-js emits an error; keep it from becoming an uncaught exception.
-      stream.on('error', () => {});
-      signal?.addEventListener('abort', cancel, { once: true });
+      const { headers, from } = credentials();
+      // No deadline: a watch lasts as long as it is read. Ended by us (abort, or the reader leaving): no error.
       try {
-        for await (const item of stream as AsyncIterable<WatchWorkersResponse>) yield item;
+        yield* transport.serverStream(methods.watchWorkers, {}, { headers, ...(signal && { signal }) });
       } catch (error) {
-        if (!cancelledByUs) throw wrap(error as ServiceError, from);
-      } finally {
-        signal?.removeEventListener('abort', cancel);
-        if (!cancelledByUs) {
-          cancelledByUs = true;
-          stream.cancel();
-        }
+        if (!signal?.aborted) throw wrap(error, from);
       }
     },
-    close: () => stub.close(),
+    close: () => transport.close(),
   };
 }

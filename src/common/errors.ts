@@ -3,7 +3,7 @@
  * never guesses. Anything thrown that is not a LiveswapError is a bug and
  * becomes INTERNAL with a logged stack.
  */
-import { status } from '@grpc/grpc-js';
+import { Status as status } from './status.js';
 
 export { status as Status };
 

@@ -5,12 +5,8 @@
  * master keeps running.
  */
 import { Metadata, status, type ServerErrorResponse, type ServerWritableStream, type StatusObject } from '@grpc/grpc-js';
-import {
-  LiveswapServiceService,
-  type LiveswapServiceServer,
-  type WatchWorkersRequest,
-  type WatchWorkersResponse,
-} from '../gen/liveswap/v1/liveswap.js';
+import type { WatchWorkersRequest, WatchWorkersResponse } from '../gen/liveswap/v1/liveswap.js';
+import { LiveswapServiceService, type LiveswapServiceServer } from './grpc-service.js';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { invalidArgument, LiveswapError, STDERR_TAIL_KEY } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
