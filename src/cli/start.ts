@@ -4,7 +4,7 @@
  * server).
  *
  * It reports its own failures: main.ts may run from the CLI bundle (see
- * bin/liveswap.js), which has its own copies of the error classes, while
+ * bin/liveswap.cjs), which has its own copies of the error classes, while
  * this module and the master it starts always load the compiled files; an
  * error must be told apart by the classes that threw it.
  */

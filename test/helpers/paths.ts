@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file runs from dist/test/helpers). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CLI = path.join(ROOT, 'bin', 'liveswap.js');
+export const CLI = path.join(ROOT, 'bin', 'liveswap.cjs');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 export function fixture(name: string): string {
