@@ -13,6 +13,7 @@ import { createLogger, type Logger, type LoggerOptions } from './common/logger.j
 import { resolveMasterConfig, type MasterConfig } from './common/config.js';
 import { Master } from './supervisor/master.js';
 import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
+import type { ControlLimits } from './control/limits.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -35,6 +36,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   spell?: Spell;
   /** @internal events a WatchWorkers client may fall behind before it is disconnected (default 1024). */
   watchBufferEvents?: number;
+  /** @internal the control server's limits (control/limits.ts), for tests that cannot wait for the defaults. */
+  controlLimits?: Partial<ControlLimits>;
   /** @internal the process-spawning seam, for state-machine tests. */
   launcher?: Launcher;
 }
@@ -109,7 +112,10 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   };
 
   if (options.control !== false) {
-    const serviceOptions = options.watchBufferEvents === undefined ? {} : { watchBufferEvents: options.watchBufferEvents };
+    const serviceOptions = {
+      ...(options.watchBufferEvents !== undefined && { watchBufferEvents: options.watchBufferEvents }),
+      ...(options.controlLimits && { limits: options.controlLimits }),
+    };
     control = await startControlServer(master, options.control, log, options.security, serviceOptions).catch(giveUp);
     if (master.isStopping) {
       // Stopped while we were binding: nobody else will close it.

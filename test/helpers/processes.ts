@@ -113,12 +113,14 @@ export interface StartMasterOptions {
   clientOptions?: ConnectOptions;
   /** Start the master in a session of its own, with no controlling terminal (as systemd does). */
   noTerminal?: boolean;
+  /** Another build's bin/liveswap.js (the security bench measures the release before a fix with it). */
+  cli?: string;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
   const socket = options.tcp ? '' : (options.socket ?? path.join(tempDir(), 'control.sock'));
   const control = options.tcp ? ['-a', options.address ?? '127.0.0.1', '-p', '0'] : ['--socket', socket];
-  const args = [CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
+  const args = [options.cli ?? CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
