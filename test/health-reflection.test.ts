@@ -1,8 +1,9 @@
 /**
- * The standard gRPC services next to Liveswap on the control server, both
- * open without the token: grpc.health.v1.Health follows the pool (SERVING
- * while N workers are ready), and server reflection lets `buf curl` list and
- * call the service with no local proto.
+ * The standard gRPC services next to Liveswap on the control server:
+ * grpc.health.v1.Health, open without a token, follows the pool (SERVING
+ * while N workers are ready), and server reflection (which needs a token,
+ * the read-only one will do) lets `buf curl` list and call the service with
+ * no local proto.
  */
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
@@ -70,9 +71,13 @@ test('health follows the pool (NOT_SERVING with no workers or after a Kill, SERV
   await waitFor('SERVING again after Kill', () => seen.at(-1) === 'SERVING' && seen.length >= 4);
   assert.deepEqual(seen, ['NOT_SERVING', 'SERVING', 'NOT_SERVING', 'SERVING']);
 
-  // Reflection: the methods, with no proto at hand.
+  // Reflection: the methods, with no proto at hand; it needs a token (the read-only one will do).
   const base = `http://127.0.0.1:${master.port}`;
-  const listed = await bufCurl(['--list-methods', base]);
+  const readOnly = fs.readFileSync(path.join(STATE_DIR, `127.0.0.1_${master.port}.read-only.token`), 'utf8').trim();
+  const unlisted = await bufCurl(['--list-methods', base]);
+  assert.notEqual(unlisted.code, 0);
+  assert.match(unlisted.stdout + unlisted.stderr, /unauthenticated/);
+  const listed = await bufCurl(['-H', `authorization: Bearer ${readOnly}`, '--list-methods', base]);
   assert.equal(listed.code, 0, listed.stderr);
   assert.deepEqual(listed.stdout.trim().split('\n'), [
     'liveswap.v1.LiveswapService/Broadcast',

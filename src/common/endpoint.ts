@@ -108,7 +108,9 @@ export function checkControlSecurity(endpoint: ControlEndpoint, security: Contro
  * runs code as the master's user.
  */
 export function checkTokenTransport(endpoint: ControlEndpoint, transport: { tls: boolean; insecure?: boolean | undefined }, spell: Spell = optionName): void {
-  if ('socket' in endpoint || transport.tls || transport.insecure || isLoopback(endpoint.address)) return;
+  if ('socket' in endpoint || transport.tls || transport.insecure) return;
+  // Dialling a wildcard reaches this machine's own loopback.
+  if (isLoopback(endpoint.address) || ['0.0.0.0', '::'].includes(endpoint.address)) return;
   throw new SettingError(
     `refusing to send the control token in clear text to ${endpoint.address}: connect with TLS (${spell('clientTls')}), or give ${spell('insecure')} to accept clear text`,
   );

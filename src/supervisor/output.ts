@@ -71,6 +71,22 @@ export function forEachLine(stream: Readable, onLine: (line: string) => void, ma
 
 const ERROR_LINE = /^(?:Uncaught )?[A-Z]?[A-Za-z]*(?:Error|Exception)\b.*?:\s/;
 
+/**
+ * The last lines of `lines` that fit in `maxChars` altogether (the one
+ * nearest the end cut to fit, if even it is too long): a crashed worker's
+ * stderr tail travels in every GetStatus and WatchWorkers reply.
+ */
+export function tailWithin(lines: readonly string[], maxChars: number): string[] {
+  const kept: string[] = [];
+  let left = maxChars;
+  for (let i = lines.length - 1; i >= 0 && left > 0; i--) {
+    const line = lines[i]!;
+    kept.unshift(line.length <= left ? line : `${line.slice(0, Math.max(0, left - 1))}…`);
+    left -= line.length;
+  }
+  return kept;
+}
+
 /** The most of a stderr line that becomes a worker's `reason`, which every GetStatus and WatchWorkers reply carries. */
 export const MAX_SUMMARY_CHARS = 300;
 
