@@ -23,18 +23,21 @@ export interface RunOptions {
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Written to the process's stdin, which is then closed (default: no stdin). */
+  input?: string;
 }
 
 /** Runs this Node with `args` (a script and its arguments, or `-e CODE`) to its end. */
-export function runNode(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000, what = `node ${args.join(' ')}` }: RunOptions & { what?: string } = {}): Promise<CliResult> {
+export function runNode(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000, input, what = `node ${args.join(' ')}` }: RunOptions & { what?: string } = {}): Promise<CliResult> {
   return withDeadline(
     what,
     new Promise<CliResult>((resolve, reject) => {
-      const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] as const });
+      child.stdin?.end(input);
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.stdout!.on('data', (chunk) => (stdout += chunk));
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     }),
