@@ -84,11 +84,11 @@ async function reflectionFlood(port: number, messages: number, token?: string): 
       const more = stream.write(REFLECTION_REQUEST);
       sent++;
       if (!more) {
-        // Back-pressure from the master (its flow-control window): wait, or give up on this stream after a while.
+        // Back-pressure from the master (its flow-control window): wait, or give up on this stream and open another.
         const drained = await Promise.race([
           new Promise<boolean>((resolve) => stream.once('drain', () => resolve(true))),
           new Promise<boolean>((resolve) => stream.once('close', () => resolve(false))),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 250)),
         ]);
         if (!drained) break;
       }
