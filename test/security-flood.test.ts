@@ -19,7 +19,8 @@ import { freePort } from './helpers/net.js';
 import { fixture, STATE_DIR } from './helpers/paths.js';
 import { startMaster } from './helpers/processes.js';
 
-const FLOOD_RSS_BOUND_MIB = 64;
+/** Measured growth after the fix: +6 to +61 MiB (refused calls leave garbage V8 collects when it likes); before it: +87 to +335. */
+const FLOOD_RSS_BOUND_MIB = 96;
 
 function assertWithinBound(what: string, result: FloodResult): void {
   const growth = result.rssPeakMiB - result.rssBeforeMiB;
