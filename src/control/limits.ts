@@ -25,7 +25,10 @@ export interface ControlLimits {
 }
 
 export const CONTROL_LIMITS: ControlLimits = {
-  maxConcurrentStreams: 100,
+  // Not 100 or 200: grpc-js clients in one process share one connection per target (its global
+  // subchannel pool), so a tool with a few hundred watches puts them all on it; test/watchers.test.ts
+  // holds 300 and stalled at either.
+  maxConcurrentStreams: 1000,
   maxSessionMemoryMiB: 4,
   maxConnectionIdleMs: 5 * 60_000,
   maxConnectionAgeMs: 30 * 60_000,

@@ -102,8 +102,10 @@ async function reflectionFlood(port: number, messages: number, token?: string): 
 
 async function healthWatch(port: number, total: number, connections: number): Promise<void> {
   const sessions = Array.from({ length: connections }, () => session(port));
+  // The master's SETTINGS (its stream limit among them) arrive just after the connection.
+  const settings = new Promise<http2.Settings>((resolve) => sessions[0]!.once('remoteSettings', resolve));
   await Promise.all(sessions.map((s) => new Promise((resolve) => s.once('connect', resolve))));
-  report('settings', { maxConcurrentStreams: sessions[0]!.remoteSettings.maxConcurrentStreams });
+  report('settings', { maxConcurrentStreams: (await settings).maxConcurrentStreams });
   let answered = 0;
   let refused = 0;
   let ended = 0;
