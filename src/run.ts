@@ -21,6 +21,7 @@ import type { BeginMessage } from './common/handover.js';
 
 /** How long a successor waits for the keeper's handover message (it is sent as the successor starts). */
 const HANDOVER_WAIT_MS = 10_000;
+import type { ControlLimits } from './control/limits.js';
 
 export interface RunMasterOptions extends Partial<MasterConfig> {
   /** Absolute path to start on; without it the master waits for a Start call. */
@@ -45,6 +46,8 @@ export interface RunMasterOptions extends Partial<MasterConfig> {
   spell?: Spell;
   /** @internal events a WatchWorkers client may fall behind before it is disconnected (default 1024). */
   watchBufferEvents?: number;
+  /** @internal the control server's limits (control/limits.ts), for tests that cannot wait for the defaults. */
+  controlLimits?: Partial<ControlLimits>;
   /** @internal the process-spawning seam, for state-machine tests. */
   launcher?: Launcher;
 }
@@ -144,8 +147,11 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
   };
 
   if (options.control !== false) {
-    const serviceOptions = options.watchBufferEvents === undefined ? {} : { watchBufferEvents: options.watchBufferEvents };
-    const inherited = handover && { fd: handover.controlFd, token: handover.succession.token };
+    const serviceOptions = {
+      ...(options.watchBufferEvents !== undefined && { watchBufferEvents: options.watchBufferEvents }),
+      ...(options.controlLimits && { limits: options.controlLimits }),
+    };
+    const inherited = handover && { fd: handover.controlFd, tokens: handover.succession.tokens };
     control = await startControlServer(master, options.control, log, options.security, serviceOptions, inherited).catch((error) => {
       if (successor) tellKeeper({ liveswapHandover: 'failed', reason: `control service: ${(error as Error).message}`, stderrTail: [] });
       return giveUp(error);
@@ -188,7 +194,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
         {
           release,
           forks,
-          token: running.token,
+          tokens: running.tokens,
           lineage: { keeperPid: master.lineage.keeperPid || process.pid, masterUpgrades: master.lineage.masterUpgrades },
           timeoutMs,
           node: node.execPath,

@@ -1,8 +1,9 @@
 /**
- * The standard gRPC services next to Liveswap on the control server, both
- * open without the token: grpc.health.v1.Health follows the pool (SERVING
- * while N workers are ready), and server reflection lets `buf curl` list and
- * call the service with no local proto.
+ * The standard gRPC services next to Liveswap on the control server:
+ * grpc.health.v1.Health, open without a token, follows the pool (SERVING
+ * while N workers are ready), and server reflection (which needs a token,
+ * the read-only one will do) lets `buf curl` list and call the service with
+ * no local proto.
  */
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
@@ -57,9 +58,13 @@ test('health follows the pool (NOT_SERVING with no workers or after a Kill, SERV
   await waitFor('SERVING again after Kill', () => seen.at(-1) === 'SERVING' && seen.length >= 4);
   assert.deepEqual(seen, ['NOT_SERVING', 'SERVING', 'NOT_SERVING', 'SERVING']);
 
-  // Reflection: the methods, with no proto at hand.
+  // Reflection: the methods, with no proto at hand; it needs a token (the read-only one will do).
   const base = `http://127.0.0.1:${master.port}`;
-  const listed = await bufCurl(['--list-methods', base]);
+  const readOnly = fs.readFileSync(path.join(STATE_DIR, `127.0.0.1_${master.port}.read-only.token`), 'utf8').trim();
+  const unlisted = await bufCurl(['--list-methods', base]);
+  assert.notEqual(unlisted.code, 0);
+  assert.match(unlisted.stdout + unlisted.stderr, /not authenticated/); // buf's words for UNAUTHENTICATED
+  const listed = await bufCurl(['--reflect', '--reflect-header', `authorization: Bearer ${readOnly}`, '--list-methods', base]);
   assert.equal(listed.code, 0, listed.stderr);
   assert.deepEqual(listed.stdout.trim().split('\n'), [
     'liveswap.v1.LiveswapService/Broadcast',
@@ -73,17 +78,18 @@ test('health follows the pool (NOT_SERVING with no workers or after a Kill, SERV
   ]);
   // And a call, schema from reflection (google.protobuf types included), token in a header.
   const token = fs.readFileSync(path.join(STATE_DIR, `127.0.0.1_${master.port}.token`), 'utf8').trim();
-  const called = await bufCurl(['-H', `authorization: Bearer ${token}`, `${base}/liveswap.v1.LiveswapService/GetStatus`]);
+  const called = await bufCurl(['-H', `authorization: Bearer ${token}`, '--reflect', '--reflect-header', '*', `${base}/liveswap.v1.LiveswapService/GetStatus`]);
   assert.equal(called.code, 0, called.stderr);
   const status = JSON.parse(called.stdout);
   assert.equal(status.generation, 1);
   assert.deepEqual(status.workers.map((w: { state: string }) => w.state), ['WORKER_STATE_READY', 'WORKER_STATE_READY']);
-  const broadcast = await bufCurl(['-H', `authorization: Bearer ${token}`, '-d', '{"message": {"via": "buf curl"}}', `${base}/liveswap.v1.LiveswapService/Broadcast`]);
+  const broadcast = await bufCurl(['-H', `authorization: Bearer ${token}`, '--reflect', '--reflect-header', '*', '-d', '{"message": {"via": "buf curl"}}', `${base}/liveswap.v1.LiveswapService/Broadcast`]);
   assert.equal(broadcast.code, 0, broadcast.stderr);
   assert.equal(JSON.parse(broadcast.stdout).delivered, 2);
   const refused = await bufCurl([`${base}/liveswap.v1.LiveswapService/GetStatus`]);
   assert.notEqual(refused.code, 0);
-  assert.match(refused.stdout + refused.stderr, /unauthenticated/);
+  // Without a token buf curl gets no schema at all: reflection refuses it too.
+  assert.match(refused.stdout + refused.stderr, /failed to find service named "liveswap\.v1\.LiveswapService"/);
 
   // Shutting down: NOT_SERVING before the workers are gone.
   const ended = new Promise<void>((resolve) => watch.once('close', resolve));

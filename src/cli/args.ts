@@ -8,8 +8,8 @@
 import yargs from 'yargs';
 import { checkDurations, CUTOVERS, READY_MODES } from '../common/config.js';
 import { DEFAULTS } from '../common/defaults.js';
-import { checkEndpoint, controlEndpoint } from '../common/endpoint.js';
-import { flagOf } from './flags.js';
+import { checkEndpoint, checkTokenTransport, controlEndpoint } from '../common/endpoint.js';
+import { flagOf, wantsTls } from './flags.js';
 import { UsageError } from './report.js';
 
 export const COMMANDS = ['start', 'upgrade', 'upgrade-master', 'kill', 'die', 'message', 'message-json', 'status', 'watch'] as const;
@@ -42,14 +42,14 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   node: ['upgrade', 'upgrade-master'],
   force: ['die'],
   json: CLIENT_COMMANDS,
-  insecure: ['start'],
   token: CLIENT_COMMANDS,
+  'token-file': CLIENT_COMMANDS,
   tls: CLIENT_COMMANDS,
   'tls-server-name': CLIENT_COMMANDS,
 };
 
 /** Options of TCP control only: a unix socket is protected by its file mode. */
-const TCP_ONLY = ['token', 'state-dir', 'tls', 'tls-cert', 'tls-key', 'tls-ca', 'tls-server-name', 'insecure'] as const;
+const TCP_ONLY = ['token', 'token-file', 'state-dir', 'tls', 'tls-cert', 'tls-key', 'tls-ca', 'tls-server-name', 'insecure'] as const;
 
 export function parser(argv: string[]) {
   return (
@@ -103,14 +103,15 @@ export function parser(argv: string[]) {
       .option('health-address', { type: 'string', describe: 'With --health-port: the address to serve probes on (default: the control address; any address, no TLS needed)' })
       .option('hosts', { type: 'string', describe: 'With -u or --status: every master in LIST (host:port,… or dns:NAME:PORT for each address NAME resolves to); -u rolls out one host at a time, the first as a canary, and rolls the upgraded ones back at the first failure' })
       .option('batch', { type: 'number', describe: 'With -u --hosts: hosts upgraded at once after the canary (default 1)' })
-      .option('token', { type: 'string', describe: 'The master\'s control token (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
+      .option('token', { type: 'string', describe: 'The master\'s control token; - reads it from stdin. Other users can see a value in ps: prefer --token-file or $LIVESWAP_TOKEN (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
+      .option('token-file', { type: 'string', describe: 'Read the token from this file (a 0600 file of yours), e.g. the master\'s read-only token file for monitoring', group: 'Security (TCP control):' })
       .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
       .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert', group: 'Security (TCP control):' })
       .option('tls-ca', { type: 'string', describe: 'PEM CA: with -s, clients must present a certificate it signed (mTLS); otherwise the CA to trust for the master\'s certificate', group: 'Security (TCP control):' })
       .option('tls-server-name', { type: 'string', describe: 'The name to check the master\'s certificate against (default: the address)', group: 'Security (TCP control):' })
       .option('tls', { type: 'boolean', describe: 'Connect with TLS, trusting the system\'s CAs (implied by --tls-ca, --tls-cert)', group: 'Security (TCP control):' })
-      .option('insecure', { type: 'boolean', describe: 'With -s: allow a non-loopback --address without TLS (clear text)', group: 'Security (TCP control):' })
+      .option('insecure', { type: 'boolean', describe: 'Allow a non-loopback --address without TLS: the master serves, or the client sends the token, in clear text', group: 'Security (TCP control):' })
       // A flag given twice takes its last value, as in most CLIs (not a list).
       .parserConfiguration({ 'duplicate-arguments-array': false })
       .strict()
@@ -170,6 +171,7 @@ export function checkArgs(args: Args): Command {
   // A master checks its own settings as it starts (run.ts); a client's are checked before it dials.
   if (command !== 'start') {
     checkEndpoint(controlEndpoint(args), { spell: flagOf, dial: true });
+    checkTokenTransport(controlEndpoint(args), { tls: wantsTls(args), insecure: args.insecure }, flagOf);
     checkDurations({ readyTimeoutMs: args['ready-timeout'], drainTimeoutMs: args['drain-timeout'] }, flagOf);
   }
   return command;
@@ -184,6 +186,7 @@ function checkSecurityArgs(args: Args, command: Command): void {
     if (tcpOnly) throw new UsageError(`--${tcpOnly} applies to TCP control, not to --socket (the socket's file mode protects it)`);
     return;
   }
+  if (given(args, 'token') && given(args, 'token-file')) throw new UsageError('--token and --token-file are alternatives: give one or the other');
   if (given(args, 'tls-cert') !== given(args, 'tls-key')) throw new UsageError('--tls-cert and --tls-key go together');
   if (command === 'start' && given(args, 'tls-ca') && !given(args, 'tls-cert')) {
     throw new UsageError('--tls-ca on the master requires client certificates, which needs TLS: give --tls-cert and --tls-key too');

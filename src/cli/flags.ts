@@ -5,6 +5,7 @@
  */
 import type { ConnectOptions } from '../client/index.js';
 import type { Spell } from '../common/errors.js';
+import { readTokenFileArgument, readTokenFromStdin } from '../common/token-file.js';
 import { fromHere, type MasterOptions } from '../options.js';
 import type { Args } from './args.js';
 
@@ -36,6 +37,7 @@ const OPTION_OF_FLAG = {
 const FLAG_OF_OPTION: Record<string, string> = {
   ...Object.fromEntries(Object.entries(OPTION_OF_FLAG).map(([flag, option]) => [option, `--${flag}`])),
   tls: '--tls-cert and --tls-key',
+  clientTls: '--tls or --tls-ca',
 };
 
 /** How an error names a setting on the command line: by its flag. */
@@ -59,12 +61,30 @@ export function masterOptionsOf(args: Args): MasterOptions {
   };
 }
 
+/** Does a client command connect with TLS? */
+export function wantsTls(args: Args): boolean {
+  return Boolean(args.tls || args['tls-ca'] || args['tls-cert'] || args['tls-server-name']);
+}
+
+/**
+ * The token a client command was given: --token VALUE, --token - (the first
+ * line of stdin), --token-file PATH (checked like the master's token files);
+ * undefined to let the client find it ($LIVESWAP_TOKEN, the state directory).
+ */
+function givenToken(args: Args): string | undefined {
+  if (args['token-file'] !== undefined) return readTokenFileArgument(fromHere(args['token-file']));
+  if (args.token === '-') return readTokenFromStdin();
+  return args.token;
+}
+
 /** Every other command: how the client reaches the master (endpoint, token, TLS). */
 export function clientOptionsOf(args: Args): ConnectOptions {
-  const useTls = Boolean(args.tls || args['tls-ca'] || args['tls-cert'] || args['tls-server-name']);
+  const useTls = wantsTls(args);
+  const token = givenToken(args);
   return {
     ...(args.socket !== undefined ? { socket: args.socket } : { address: args.address, port: args.port }),
-    ...(args.token !== undefined && { token: args.token }),
+    ...(token !== undefined && { token }),
+    ...(args.insecure && { insecure: true }),
     ...(args['state-dir'] !== undefined && { stateDir: fromHere(args['state-dir']) }),
     ...(useTls && {
       tls: {

@@ -3,7 +3,8 @@ import { Transition, WatchWorkersResponse, type GetStatusResponse } from '../gen
 import type { ReadyMode } from '../common/config.js';
 import { originName } from '../common/origin.js';
 import { readyModeName } from '../common/ready-mode.js';
-import { formatUptime, stateName, workerTable } from './worker-table.js';
+import { formatUptime, reasonText, stateName, workerTable } from './worker-table.js';
+import { escapeControl } from '../common/escape.js';
 
 /** "ready on …": how the status line says what makes a worker ready. */
 const READY_ON: Record<ReadyMode, string> = { listening: 'listening', 'first-listen': 'first listen', message: 'the ready message' };
@@ -15,14 +16,14 @@ function uptime(since: Date | undefined): string {
 export function describeTransition(t: Transition): string {
   const w = t.worker!;
   const move = t.fromState ? `${stateName(t.fromState)} → ${stateName(t.toState)}` : stateName(t.toState);
-  return `worker ${w.id} (pid ${w.pid}, gen ${w.generation}) ${move}: ${w.reason}`;
+  return `worker ${w.id} (pid ${w.pid}, gen ${w.generation}) ${move}: ${escapeControl(w.reason)}`;
 }
 
 export function statusText(s: GetStatusResponse): string {
   const c = s.counts ?? { starting: 0, ready: 0, draining: 0 };
-  const via = s.requestedTarget && s.requestedTarget !== s.target ? ` (as given: ${s.requestedTarget})` : '';
+  const via = s.requestedTarget && s.requestedTarget !== s.target ? ` (as given: ${escapeControl(s.requestedTarget)})` : '';
   const head = s.target
-    ? `generation ${s.generation}: ${s.target}${via}`
+    ? `generation ${s.generation}: ${escapeControl(s.target)}${via}`
     : 'no target started yet';
   const mode = READY_ON[readyModeName(s.readyMode) ?? 'listening'];
   const lines = [
@@ -37,7 +38,7 @@ export function statusText(s: GetStatusResponse): string {
   }
   if (s.lastCrash) {
     const w = s.lastCrash;
-    lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${w.reason}`);
+    lines.push(`last crash: worker ${w.id} (pid ${w.pid}, gen ${w.generation}, ${w.restarts} restart(s) before it) ${reasonText(w)}`);
   }
   if (s.lastKilledAtDrainTimeout) {
     const w = s.lastKilledAtDrainTimeout;

@@ -201,13 +201,18 @@ async function runClientCommand(command: Command, args: Args): Promise<number> {
   }
 }
 
+/** `--token -` as `--token=-`: yargs reads a lone `-` as an argument of its own, not as the option's value. */
+function stdinTokenJoined(argv: string[]): string[] {
+  return argv.flatMap((arg, i) => (arg === '--token' && argv[i + 1] === '-' ? ['--token=-'] : arg === '-' && argv[i - 1] === '--token' ? [] : [arg]));
+}
+
 export async function main(argv: string[]): Promise<number> {
   // grpc-js names the TLS server by the address it connects to, and Node warns
   // about an IP address there (DEP0123); the CLI keeps stderr to one line.
   process.noDeprecation = true;
   let args: Args;
   try {
-    args = await parser(argv).parseAsync();
+    args = await parser(stdinTokenJoined(argv)).parseAsync();
   } catch (error) {
     process.stderr.write(`liveswap: ${(error as Error).message} (see liveswap --help)\n`);
     return EXIT.usage;

@@ -5,6 +5,7 @@
 import { Status as status } from '../common/status.js';
 import { LiveswapClientError } from '../client/errors.js';
 import { LiveswapError, SettingError } from '../common/errors.js';
+import { escapeControl } from '../common/escape.js';
 
 /**
  * 0 success, 1 the operation failed, 2 bad usage, 3 no master reachable, 4 the master refused the token,
@@ -19,14 +20,18 @@ export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-/** Writes the error as the CLI's one line and returns the exit code it means. */
+/**
+ * Writes the error as the CLI's one line and returns the exit code it means.
+ * The message is escaped (escape.ts): a rollback's carries a line of the
+ * failing worker's stderr, which must not drive the terminal.
+ */
 export function report(error: unknown, { json = false }: { json?: boolean | undefined }): number {
   if (error instanceof UsageError || error instanceof SettingError) {
-    process.stderr.write(`liveswap: ${error.message}\n`);
+    process.stderr.write(`liveswap: ${escapeControl(error.message)}\n`);
     return EXIT.usage;
   }
   if (error instanceof LiveswapClientError || error instanceof LiveswapError) {
-    process.stderr.write(`liveswap: ${error.message}\n`);
+    process.stderr.write(`liveswap: ${escapeControl(error.message)}\n`);
     if (json && error instanceof LiveswapClientError) {
       // Machines get the whole story, the failing worker's stderr included.
       print(JSON.stringify({ error: { code: error.codeName, message: error.message, stderrTail: error.stderrTail } }));

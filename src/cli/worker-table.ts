@@ -4,6 +4,7 @@
  * the width: no clock, no terminal, so a test can give it both.
  */
 import { WorkerState, type Worker } from '../gen/liveswap/v1/liveswap.js';
+import { escapeControl } from '../common/escape.js';
 
 export const TABLE_COLUMNS = ['ID', 'PID', 'STATE', 'GEN', 'UPTIME', 'RESTARTS', 'TARGET', 'REASON'] as const;
 
@@ -22,11 +23,16 @@ export function formatUptime(ms: number): string {
   return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
 }
 
-/** Why the worker is in its state; for an exited worker, how it exited, unless the reason says so already. */
+/**
+ * Why the worker is in its state; for an exited worker, how it exited, unless
+ * the reason says so already. Control characters escaped: the reason can be a
+ * line of the worker's stderr.
+ */
 export function reasonText(worker: Worker): string {
-  if (worker.state !== WorkerState.WORKER_STATE_EXITED) return worker.reason;
+  const reason = escapeControl(worker.reason);
+  if (worker.state !== WorkerState.WORKER_STATE_EXITED) return reason;
   const how = worker.exitSignal || (worker.exitCode !== undefined ? `code ${worker.exitCode}` : '');
-  return how && !worker.reason.includes(how) ? `${worker.reason} (${how})` : worker.reason;
+  return how && !reason.includes(how) ? `${reason} (${how})` : reason;
 }
 
 /** "…/end/of/a/long/path" in at most `width` characters. */
@@ -62,7 +68,7 @@ export function workerTableLines(workers: readonly Worker[], now: number, option
       String(w.generation),
       w.state === WorkerState.WORKER_STATE_EXITED || !w.startedAt ? '-' : formatUptime(now - w.startedAt.getTime()),
       String(w.restarts),
-      w.target,
+      escapeControl(w.target),
       reasonText(w),
     ]),
   ];

@@ -21,7 +21,8 @@ import {
 import { LiveswapClientError, wrapClientError } from './errors.js';
 import { CallError, Transport, type MethodDefinition, type TransportTls } from './transport.js';
 import { Status as status } from '../common/status.js';
-import { controlEndpoint, describeEndpoint, type ControlEndpoint } from '../common/endpoint.js';
+import { checkTokenTransport, controlEndpoint, describeEndpoint, type ControlEndpoint } from '../common/endpoint.js';
+import { LiveswapError } from '../common/errors.js';
 import { isJsonValue } from '../common/json.js';
 import { readTokenFile, TOKEN_ENV, tokenFilePath } from '../common/token-file.js';
 
@@ -46,6 +47,11 @@ export interface ConnectOptions {
   stateDir?: string;
   /** TLS: true to use the system's trusted roots, or the files (paths, or PEM contents as Buffers). */
   tls?: boolean | TlsClientOptions;
+  /**
+   * Send the token in clear text to an address that is not loopback (no TLS).
+   * Without it connect() refuses: anyone on the path could read and replay it.
+   */
+  insecure?: boolean;
 }
 
 export interface TlsClientOptions {
@@ -101,6 +107,11 @@ function tlsOf(options: ConnectOptions): TransportTls | undefined {
   return { ca: pem('CA', tls.ca), key: pem('key', tls.key), cert: pem('certificate', tls.cert), ...(tls.serverName && { serverName: tls.serverName }) };
 }
 
+/** A LiveswapError from the settings or the token file, as the client's own error type. */
+function asClientError(error: unknown): unknown {
+  return error instanceof LiveswapError ? new LiveswapClientError(error.code, error.message) : error;
+}
+
 /** Where the token comes from, read again at every call (a restarted master has a new one). */
 function tokenSource(where: ControlEndpoint, options: ConnectOptions): () => { token?: string; from: string } {
   if ('socket' in where) return () => ({ from: 'a unix socket needs no token' });
@@ -119,6 +130,11 @@ function tokenSource(where: ControlEndpoint, options: ConnectOptions): () => { t
 export function connect(options: ConnectOptions = {}): LiveswapClient {
   const where = controlEndpoint(options);
   const endpoint = describeEndpoint(where);
+  try {
+    checkTokenTransport(where, { tls: Boolean(options.tls), insecure: options.insecure });
+  } catch (error) {
+    throw asClientError(error);
+  }
   const transport = new Transport(where, LiveswapServiceDefinition.fullName, tlsOf(options));
   const methods = LiveswapServiceDefinition.methods;
   const token = tokenSource(where, options);
@@ -135,7 +151,14 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
   };
 
   function call<Req, Res>(method: MethodDefinition<Req, Res>, request: Req): Promise<Res> {
-    const { headers, from } = credentials();
+    let headers: Record<string, string>;
+    let from: string;
+    try {
+      ({ headers, from } = credentials());
+    } catch (error) {
+      // A token file refused (a link, a FIFO, another user's): the call fails, it does not throw.
+      return Promise.reject(asClientError(error));
+    }
     return transport.unary(method, request, { headers, ...(options.deadlineMs && { deadlineMs: options.deadlineMs }) }).catch((error: unknown) => {
       throw wrap(error, from);
     });
@@ -161,7 +184,13 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
           ),
     status: () => call(methods.getStatus, {}),
     async *watch({ signal } = {}) {
-      const { headers, from } = credentials();
+      let credential: ReturnType<typeof credentials>;
+      try {
+        credential = credentials();
+      } catch (error) {
+        throw asClientError(error);
+      }
+      const { headers, from } = credential;
       // No deadline: a watch lasts as long as it is read. Ended by us (abort, or the reader leaving): no error.
       try {
         yield* transport.serverStream(methods.watchWorkers, {}, { headers, ...(signal && { signal }) });

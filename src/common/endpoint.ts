@@ -29,9 +29,19 @@ export function controlEndpoint(options: { socket?: string | undefined; address?
     : { address: bare(options.address ?? DEFAULTS.address), port: options.port ?? DEFAULTS.port };
 }
 
-/** "127.0.0.1:3000", "[::1]:3000" or "unix:/path": what a gRPC client dials. */
+/**
+ * The literal address a client dials for `address`: `localhost` is
+ * 127.0.0.1, never a name to resolve. Resolved, it may come back as ::1
+ * first (the stock hosts file of most distributions), where another local
+ * user can listen and collect the token (docs/security.md).
+ */
+export function dialAddress(address: string): string {
+  return address === 'localhost' ? '127.0.0.1' : address;
+}
+
+/** "127.0.0.1:3000", "[::1]:3000" or "unix:/path": what a gRPC client dials (a literal address, see dialAddress). */
 export function describeEndpoint(endpoint: ControlEndpoint): string {
-  return 'socket' in endpoint ? `unix:${endpoint.socket}` : hostPort(endpoint.address, endpoint.port);
+  return 'socket' in endpoint ? `unix:${endpoint.socket}` : hostPort(dialAddress(endpoint.address), endpoint.port);
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: reachable from this machine only. */
@@ -89,4 +99,19 @@ export function checkControlSecurity(endpoint: ControlEndpoint, security: Contro
       `refusing to serve control on ${endpoint.address} without TLS: give ${spell('tls')}, or ${spell('insecure')} to accept clear text`,
     );
   }
+}
+
+/**
+ * The client's side of checkControlSecurity: refuses to send the token in
+ * clear text to an address other machines can reach, unless `insecure` says
+ * so. Whoever answers there (or listens on the way) would get a token that
+ * runs code as the master's user.
+ */
+export function checkTokenTransport(endpoint: ControlEndpoint, transport: { tls: boolean; insecure?: boolean | undefined }, spell: Spell = optionName): void {
+  if ('socket' in endpoint || transport.tls || transport.insecure) return;
+  // Dialling a wildcard reaches this machine's own loopback.
+  if (isLoopback(endpoint.address) || ['0.0.0.0', '::'].includes(endpoint.address)) return;
+  throw new SettingError(
+    `refusing to send the control token in clear text to ${endpoint.address}: connect with TLS (${spell('clientTls')}), or give ${spell('insecure')} to accept clear text`,
+  );
 }

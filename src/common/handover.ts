@@ -35,8 +35,8 @@ export interface Lineage {
 export interface Succession {
   release: HandedRelease | undefined;
   forks: number;
-  /** The TCP control token, kept so every client's token stays good (undefined on a unix socket). */
-  token: string | undefined;
+  /** The TCP control tokens (full and read-only), kept so every client's token stays good (undefined on a unix socket). */
+  tokens: { full: string; readOnly: string } | undefined;
   lineage: Lineage;
   /** How long the successor may take to be ready. */
   timeoutMs: number;

@@ -1,8 +1,12 @@
 /**
  * The master's log, through winston: readable lines by default, one JSON
  * object per line with `format: 'json'`, nothing with `level: 'silent'`.
+ * A text entry is always one line: control characters in a message (a
+ * worker's stderr reaches the log as its exit reason) are escaped, so no
+ * worker can forge a log line or drive the terminal (escape.ts).
  */
 import winston from 'winston';
+import { escapeControl } from './escape.js';
 
 export type LogFormat = 'text' | 'json';
 export type Logger = Pick<winston.Logger, 'error' | 'warn' | 'info' | 'debug'>;
@@ -19,7 +23,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ? winston.format.combine(winston.format.timestamp(), winston.format.json())
       : winston.format.combine(
           winston.format.timestamp(),
-          winston.format.printf(({ timestamp, level, message }) => `${timestamp} liveswap ${level}: ${message}`),
+          winston.format.printf(({ timestamp, level, message }) => `${timestamp} liveswap ${level}: ${escapeControl(String(message))}`),
         );
   return winston.createLogger({
     level: level === 'silent' ? 'error' : level,

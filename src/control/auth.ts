@@ -1,12 +1,18 @@
 /**
  * Token authentication of the TCP control service: a grpc-js server
- * interceptor that checks `authorization: Bearer <token>` on every call of
- * the Liveswap service, streams included, before any handler runs. Health
- * checking and reflection are left open (Kubernetes gRPC probes cannot send
- * metadata; reflection describes the public contract only).
+ * interceptor that checks `authorization: Bearer <token>` on every call,
+ * streams included, before any handler runs. Two tokens: the full one may
+ * call everything; the read-only one (for monitoring) GetStatus,
+ * WatchWorkers and reflection, and gets PERMISSION_DENIED for the rest.
+ * Health checking alone is open (Kubernetes gRPC probes cannot send
+ * metadata; it says up or down, nothing more). Reflection needs a token:
+ * @grpc/reflection answers every request on a stream without back-pressure,
+ * so an open reflection service let anyone who could connect grow the
+ * master's memory without bound (docs/security.md).
  *
  * Tokens are compared in constant time (SHA-256 digests of both, which have
- * equal lengths, through crypto.timingSafeEqual) and never logged.
+ * equal lengths, through crypto.timingSafeEqual) and never logged. Refusals
+ * are logged aggregated (refusal-log.ts).
  */
 import {
   ServerInterceptingCall,
@@ -15,10 +21,23 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 import crypto from 'node:crypto';
-import type { Logger } from '../common/logger.js';
+import type { RefusalLog } from './refusal-log.js';
 
-/** Services anyone who can connect may call (see the README's Security section). */
-const OPEN_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1.ServerReflection/', '/grpc.reflection.v1alpha.ServerReflection/'];
+/** Services anyone who can connect may call (see docs/security.md). */
+const OPEN_SERVICES = ['/grpc.health.v1.Health/'];
+
+/** What the read-only token may call. */
+const READ_ONLY_METHODS = [
+  '/liveswap.v1.LiveswapService/GetStatus',
+  '/liveswap.v1.LiveswapService/WatchWorkers',
+  '/grpc.reflection.v1.ServerReflection/',
+  '/grpc.reflection.v1alpha.ServerReflection/',
+];
+
+export interface Tokens {
+  full: string;
+  readOnly: string;
+}
 
 /**
  * 256 random bits, base64url, never starting with '-': one token in 64 would,
@@ -35,39 +54,57 @@ export function generateToken(): string {
 
 const digest = (value: string) => crypto.createHash('sha256').update(value).digest();
 
-function tokenMatches(given: string, expected: Buffer): boolean {
-  return crypto.timingSafeEqual(digest(given), expected);
-}
+type Verdict = { allowed: true } | { allowed: false; code: status; details: string };
 
-/** Why a call's metadata does not authenticate it, or undefined if it does. */
-function refusal(metadata: Metadata, expected: Buffer): string | undefined {
+/** Whether a call's metadata lets it call `path`, and if not, why. */
+function verdict(metadata: Metadata, path: string, expected: { full: Buffer; readOnly: Buffer }): Verdict {
   const values = metadata.get('authorization');
   if (values.length === 0) {
-    return 'missing token: send "authorization: Bearer <token>" metadata (liveswap --token or LIVESWAP_TOKEN); the master writes its token to a file in its state directory (liveswap --help, --state-dir)';
+    return {
+      allowed: false,
+      code: status.UNAUTHENTICATED,
+      details:
+        'missing token: send "authorization: Bearer <token>" metadata (liveswap --token-file or LIVESWAP_TOKEN); the master writes its token to a file in its state directory (liveswap --help, --state-dir)',
+    };
   }
   const match = /^Bearer +(\S+)\s*$/i.exec(String(values[0]));
-  if (!match) return 'malformed authorization metadata: expected "Bearer <token>"';
-  if (!tokenMatches(match[1]!, expected)) {
-    return 'wrong token: the master makes a new token at every start; use the one in its current token file (or LIVESWAP_TOKEN / --token)';
+  if (!match) return { allowed: false, code: status.UNAUTHENTICATED, details: 'malformed authorization metadata: expected "Bearer <token>"' };
+  const given = digest(match[1]!);
+  // Both comparisons always run: which token matched takes no measurable time to tell.
+  const full = crypto.timingSafeEqual(given, expected.full);
+  const readOnly = crypto.timingSafeEqual(given, expected.readOnly);
+  if (full) return { allowed: true };
+  if (readOnly) {
+    if (READ_ONLY_METHODS.some((allowed) => path.startsWith(allowed))) return { allowed: true };
+    return {
+      allowed: false,
+      code: status.PERMISSION_DENIED,
+      details: `read-only token: it may call GetStatus and WatchWorkers only, not ${path.slice(path.lastIndexOf('/') + 1)}; use the master's full token`,
+    };
   }
-  return undefined;
+  return {
+    allowed: false,
+    code: status.UNAUTHENTICATED,
+    details: 'wrong token: the master makes a new token at every start; use the one in its current token file (or LIVESWAP_TOKEN / --token-file)',
+  };
 }
 
-/** Refused calls are logged (method, peer and why; never a token) so an operator sees a misconfigured or hostile client. */
-export function tokenInterceptor(token: string, log: Logger): ServerInterceptor {
-  const expected = digest(token);
+/** Refused calls go to the refusal log (method, peer and why; never a token). */
+export function tokenInterceptor(tokens: Tokens, refusals: RefusalLog): ServerInterceptor {
+  const expected = { full: digest(tokens.full), readOnly: digest(tokens.readOnly) };
   return (methodDescriptor, call) => {
     if (OPEN_SERVICES.some((prefix) => methodDescriptor.path.startsWith(prefix))) return new ServerInterceptingCall(call);
     return new ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, nextMetadata) {
-            const why = refusal(metadata, expected);
-            if (why) {
-              log.warn(`refused ${methodDescriptor.path} from ${call.getPeer()}: ${why.slice(0, why.indexOf(':'))}`);
-              call.sendStatus({ code: status.UNAUTHENTICATED, details: why });
+            const result = verdict(metadata, methodDescriptor.path, expected);
+            if (result.allowed) {
+              nextMetadata(metadata);
+              return;
             }
-            else nextMetadata(metadata);
+            refusals.record(call.getPeer(), methodDescriptor.path, result.details.slice(0, result.details.indexOf(':')));
+            call.sendStatus({ code: result.code, details: result.details });
           },
         });
       },

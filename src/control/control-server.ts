@@ -1,22 +1,32 @@
 /**
  * Binds the gRPC control service: TCP (address:port, port 0 picks a free one)
  * or a unix socket created with mode 0600, so only the master's user can
- * drive it. A stale socket file left by a killed master is removed; a live
- * one is refused.
+ * drive it. A socket file nobody listens on (connecting is refused), as a
+ * killed master leaves, is removed; anything else there is refused. At close
+ * the socket is removed only if it is still the one this master bound.
+ *
+ * Only literal addresses are bound, never a name: `localhost` means both
+ * 127.0.0.1 and ::1, and start-up fails unless both bind (or this machine has
+ * no ::1), so nobody can take the other half first and collect the token of
+ * clients that resolve `localhost` to it.
  *
  * Over TCP every Liveswap call needs the master's token (auth.ts), written to
  * a 0600 file in the state directory (token-file.ts) once the port is bound,
- * and removed at close. TLS (and mTLS with a CA) is optional on loopback and
- * required elsewhere unless `insecure` is set. Health checking and server
- * reflection are served next to the Liveswap service.
+ * and removed at close; the read-only token goes to a file of its own. TLS
+ * (and mTLS with a CA) is optional on loopback and required elsewhere unless
+ * `insecure` is set. Health checking and server reflection are served next to
+ * the Liveswap service, within the limits of limits.ts.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ensureStateDir, removeTokenFile, stateDir, tokenFilePaths, writeTokenFile } from '../common/token-file.js';
-import { generateToken, tokenInterceptor } from './auth.js';
+import { generateToken, tokenInterceptor, type Tokens } from './auth.js';
+import { CONTROL_LIMITS, serverOptions, type ControlLimits } from './limits.js';
+import { RefusalLog } from './refusal-log.js';
 import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
+import { hostPort } from '../common/address.js';
 import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import { checkControlSecurity, checkEndpoint, describeEndpoint, isLoopback, type ControlEndpoint, type ControlSecurity } from '../common/endpoint.js';
@@ -30,8 +40,8 @@ export interface ControlServer {
   readonly tokenFile: string | undefined;
   /** Every token file written: one per loopback address that reaches the master (see token-file.ts). */
   readonly tokenFiles: readonly string[];
-  /** The TCP token (undefined on a unix socket): a successor master keeps it. */
-  readonly token: string | undefined;
+  /** The TCP tokens (undefined on a unix socket): a successor master keeps them. */
+  readonly tokens: Tokens | undefined;
   /** The listening socket's handle, for a successor master to inherit; undefined if it cannot be found. */
   listenerHandle(): ListenHandle | undefined;
   /**
@@ -40,13 +50,15 @@ export interface ControlServer {
    * WatchWorkers clients are told to reconnect.
    */
   handOver(): void;
+  /** The read-only token's files, one per token file. */
+  readonly readOnlyTokenFiles: readonly string[];
   close(): Promise<void>;
 }
 
 /** Where a successor master's control listener comes from: the old master's, inherited. */
 export interface InheritedControl {
   fd: number;
-  token: string | undefined;
+  tokens: Tokens | undefined;
 }
 
 function readPem(what: string, file: string): Buffer {
@@ -81,15 +93,20 @@ const SHUTDOWN_GRACE_MS = 2000;
 /** sun_path holds 108 bytes on Linux, 104 on macOS, the terminating NUL included. */
 const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
-/** Is something accepting connections on this unix socket? */
-function socketIsLive(socketPath: string): Promise<boolean> {
+/**
+ * Connects to the unix socket: 'stale' if the connection is refused (nobody
+ * listens: a killed master's leftover), 'live' if it is accepted, and for any
+ * other error (EACCES: another user's socket; EAGAIN: a live master too busy
+ * to accept) the error code: neither proves the socket dead.
+ */
+function probeSocket(socketPath: string): Promise<'live' | 'stale' | string> {
   return new Promise((resolve) => {
     const probe = net.connect(socketPath);
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve('live');
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED' ? 'stale' : (error.code ?? error.message)));
   });
 }
 
@@ -103,8 +120,15 @@ async function prepareSocket(socketPath: string): Promise<void> {
   if (!stat.isSocket()) {
     throw invalidArgument(`${socketPath} exists and is not a socket; refusing to replace it`);
   }
-  if (await socketIsLive(socketPath)) {
+  const probe = await probeSocket(socketPath);
+  if (probe === 'live') {
     throw new LiveswapError(Status.ALREADY_EXISTS, `another process is listening on ${socketPath} (is a liveswap master running?)`);
+  }
+  if (probe !== 'stale') {
+    throw new LiveswapError(
+      Status.ALREADY_EXISTS,
+      `${socketPath} exists and connecting to it failed with ${probe}, not "connection refused": it may be live; remove it yourself if it is not`,
+    );
   }
   fs.unlinkSync(socketPath);
 }
@@ -120,7 +144,7 @@ async function prepareSocket(socketPath: string): Promise<void> {
  * directory is short-named (12 bytes under the parent, like a 12-character
  * socket name) because a unix socket path is limited to 107 bytes.
  */
-async function bindPrivately(server: Server, socketPath: string, credentials: ServerCredentials): Promise<void> {
+async function bindPrivately(server: Server, socketPath: string, credentials: ServerCredentials): Promise<fs.Stats> {
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw invalidArgument(
       `socket path ${socketPath} is ${Buffer.byteLength(socketPath)} bytes long; a unix socket path may have at most ${MAX_SOCKET_PATH_BYTES}`,
@@ -149,8 +173,44 @@ async function bindPrivately(server: Server, socketPath: string, credentials: Se
       }
       throw explainBindError(`unix:${socketPath}`, error as Error);
     }
+    return fs.lstatSync(inside); // The same inode as the link at socketPath.
   } finally {
     fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+/** Removes the socket at `socketPath` if it is still the one bound (`bound`), not one a later master put there. */
+function removeOwnSocket(socketPath: string, bound: fs.Stats | undefined): void {
+  const now = fs.lstatSync(socketPath, { throwIfNoEntry: false });
+  if (bound && now && now.dev === bound.dev && now.ino === bound.ino) fs.rmSync(socketPath, { force: true });
+}
+
+/**
+ * Binds `address`:`port`, a literal address; `localhost` is 127.0.0.1 and ::1
+ * on the same port, both or nothing. A machine without ::1 (EADDRNOTAVAIL)
+ * needs only 127.0.0.1: nobody else can bind what does not exist. Returns the
+ * port and the addresses bound.
+ */
+async function bindTcp(server: Server, address: string, port: number, credentials: ServerCredentials): Promise<{ port: number; bound: string[] }> {
+  const literal = address === 'localhost' ? '127.0.0.1' : address;
+  let bound: number;
+  try {
+    bound = await bind(server, hostPort(literal, port), credentials);
+  } catch (error) {
+    throw explainBindError(hostPort(address, port), error as Error);
+  }
+  if (address !== 'localhost') return { port: bound, bound: [literal] };
+  try {
+    await bind(server, hostPort('::1', bound), credentials);
+    return { port: bound, bound: ['127.0.0.1', '::1'] };
+  } catch (error) {
+    if (/EADDRNOTAVAIL/.test((error as Error).message)) return { port: bound, bound: ['127.0.0.1'] };
+    server.forceShutdown();
+    const why = bindFailureReason(error as Error);
+    throw new LiveswapError(
+      Status.UNAVAILABLE,
+      `cannot listen on localhost:${bound}: 127.0.0.1 bound but [::1]:${bound} did not (${why}); another process holding it would receive the token of every client that resolves localhost to ::1. Free it, or use -a 127.0.0.1`,
+    );
   }
 }
 
@@ -166,33 +226,58 @@ function explainBindError(where: string, error: Error): LiveswapError {
   return new LiveswapError(Status.UNAVAILABLE, `cannot listen on ${where}: ${why}`);
 }
 
+export interface ControlServerOptions extends ServiceOptions {
+  /** @internal the limits of limits.ts, for tests that cannot wait minutes for an idle connection to close. */
+  limits?: Partial<ControlLimits>;
+}
+
+/** Writes `token` to each file; on failure removes those written and throws. */
+function writeTokenFiles(files: readonly string[], token: string, written: string[]): void {
+  for (const file of files) {
+    try {
+      writeTokenFile(file, token);
+    } catch (error) {
+      throw invalidArgument(`cannot write the control token to ${file}: ${(error as Error).message}`);
+    }
+    written.push(file);
+  }
+}
+
 export async function startControlServer(
   master: Master,
   endpoint: ControlEndpoint,
   log: Logger,
   security: ControlSecurity = {},
-  options: ServiceOptions = {},
+  options: ControlServerOptions = {},
   inheritedControl?: InheritedControl,
 ): Promise<ControlServer> {
   checkEndpoint(endpoint);
   checkControlSecurity(endpoint, security);
   const credentials = serverCredentials(security);
   if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
-  const token = 'socket' in endpoint ? undefined : (inheritedControl?.token ?? generateToken());
-  const server = new Server(token ? { interceptors: [tokenInterceptor(token, log)] } : {});
+  const limits = { ...CONTROL_LIMITS, ...options.limits };
+  const tokens: Tokens | undefined = 'socket' in endpoint ? undefined : (inheritedControl?.tokens ?? { full: generateToken(), readOnly: generateToken() });
+  const refusals = new RefusalLog(log);
+  const server = new Server({
+    ...serverOptions(limits),
+    ...(tokens && { interceptors: [tokenInterceptor(tokens, refusals)] }),
+  });
   const service = createService(master, log, options);
   server.addService(LiveswapServiceService, service.implementation);
   // Loaded here, not at import: the CLI's client commands never pay for them.
   const [{ addHealthService }, { addReflectionService }] = await Promise.all([import('./health.js'), import('./reflection.js')]);
-  const stopHealth = addHealthService(server, master);
+  const stopHealth = addHealthService(server, master, limits.maxHealthWatches);
   addReflectionService(server, log);
 
   let target: string;
+  let boundSocket: fs.Stats | undefined;
   const tokenFiles: string[] = [];
   // A successor's listener: the old master's socket, inherited. grpc-js serves
   // the connections we accept on it (createConnectionInjector); nothing is
   // bound again, so clients are never refused while masters change.
   let ownListener: net.Server | undefined;
+  const readOnlyTokenFiles: string[] = [];
+  let also = '';
   try {
     if (inheritedControl) {
       const injector = server.createConnectionInjector(credentials);
@@ -206,35 +291,28 @@ export async function startControlServer(
       else {
         const port = (listener.address() as net.AddressInfo).port;
         target = describeEndpoint({ address: endpoint.address, port });
-        // The same token in the same files: rewritten (atomically) so they are this master's to remove.
-        for (const file of tokenFilePaths(endpoint.address, port, security.stateDir)) {
-          writeTokenFile(file, token!);
-          tokenFiles.push(file);
-        }
+        // The same tokens in the same files: rewritten (atomically) so they are this master's to remove.
+        writeTokenFiles(tokenFilePaths(endpoint.address, port, security.stateDir), tokens!.full, tokenFiles);
+        writeTokenFiles(tokenFilePaths(endpoint.address, port, security.stateDir, 'read-only'), tokens!.readOnly, readOnlyTokenFiles);
       }
     } else if ('socket' in endpoint) {
       const socketPath = path.resolve(endpoint.socket);
       await prepareSocket(socketPath);
       target = `unix:${socketPath}`;
-      await bindPrivately(server, socketPath, credentials);
+      boundSocket = await bindPrivately(server, socketPath, credentials);
     } else {
-      const requested = describeEndpoint(endpoint);
-      let port: number;
+      const { port, bound } = await bindTcp(server, endpoint.address, endpoint.port, credentials);
+      // The literal address bound, so a client dials exactly that, not a name.
+      target = describeEndpoint({ address: bound[0]!, port });
+      if (bound.length > 1) also = `, also on ${bound.slice(1).map((address) => hostPort(address, port)).join(', ')}`;
       try {
-        port = await bind(server, requested, credentials);
+        writeTokenFiles(tokenFilePaths(endpoint.address, port, security.stateDir), tokens!.full, tokenFiles);
+        writeTokenFiles(tokenFilePaths(endpoint.address, port, security.stateDir, 'read-only'), tokens!.readOnly, readOnlyTokenFiles);
       } catch (error) {
-        throw explainBindError(requested, error as Error);
-      }
-      target = describeEndpoint({ address: endpoint.address, port });
-      for (const file of tokenFilePaths(endpoint.address, port, security.stateDir)) {
-        try {
-          writeTokenFile(file, token!);
-        } catch (error) {
-          for (const written of tokenFiles) removeTokenFile(written, token!);
-          server.forceShutdown();
-          throw invalidArgument(`cannot write the control token to ${file}: ${(error as Error).message}`);
-        }
-        tokenFiles.push(file);
+        for (const written of tokenFiles) removeTokenFile(written, tokens!.full);
+        for (const written of readOnlyTokenFiles) removeTokenFile(written, tokens!.readOnly);
+        server.forceShutdown();
+        throw error;
       }
     }
   } catch (error) {
@@ -244,8 +322,8 @@ export async function startControlServer(
   const protection =
     'socket' in endpoint
       ? 'unix socket mode 0600'
-      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFiles.join(' and ')}`;
-  log.info(`control service listening on ${target} (${protection})`);
+      : `${security.tls ? (security.tls.ca ? 'mTLS' : 'TLS') : 'no TLS'}, token in ${tokenFiles.join(' and ')}; read-only token in ${readOnlyTokenFiles.join(' and ')}`;
+  log.info(`control service listening on ${target} (${protection}${also})`);
   if (!('socket' in endpoint) && !security.tls && !isLoopback(endpoint.address)) {
     log.warn(`insecure: control on ${target} has no TLS; the token and every call cross the network in clear text`);
   }
@@ -255,13 +333,17 @@ export async function startControlServer(
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       stopHealth();
-      if (!handedOver) for (const file of tokenFiles) removeTokenFile(file, token!);
+      refusals.close();
+      if (!handedOver) {
+        for (const file of tokenFiles) removeTokenFile(file, tokens!.full);
+        for (const file of readOnlyTokenFiles) removeTokenFile(file, tokens!.readOnly);
+      }
       service.endStreams();
       ownListener?.close();
       const force = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
       server.tryShutdown(() => {
         clearTimeout(force);
-        if ('socket' in endpoint && !handedOver) fs.rmSync(path.resolve(endpoint.socket), { force: true });
+        if ('socket' in endpoint && !handedOver) removeOwnSocket(path.resolve(endpoint.socket), boundSocket);
         resolve();
       });
     });
@@ -271,7 +353,8 @@ export async function startControlServer(
     target,
     tokenFile: tokenFiles[0],
     tokenFiles,
-    token,
+    tokens,
+    readOnlyTokenFiles,
     listenerHandle() {
       if (ownListener) return (ownListener as unknown as { _handle: ListenHandle | null })._handle ?? undefined;
       // grpc-js keeps the servers it bound in a private map; the listening one is ours.

@@ -16,6 +16,7 @@ import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import { addHealthService, readiness } from './health.js';
 import { listenOn } from './listen.js';
+import { CONTROL_LIMITS } from './limits.js';
 
 export interface HealthEndpoint {
   address: string;
@@ -55,7 +56,8 @@ function answer(master: Master, req: http.IncomingMessage, res: http.ServerRespo
 
 export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger): Promise<HealthServer> {
   const grpcServer = new GrpcServer();
-  const stopFollowing = addHealthService(grpcServer, master);
+  // Open to anyone who reaches the port: the same cap on watches as the control port's.
+  const stopFollowing = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
   const httpServer = http.createServer((req, res) => answer(master, req, res));
   httpServer.keepAliveTimeout = 5000;

@@ -4,8 +4,11 @@
  * liveswap.v1.LiveswapService, while the pool has at least its N workers
  * ready; NOT_SERVING otherwise (nothing started yet, a crash or a Kill until
  * the replacements are ready, shutting down). /readyz says the same.
+ * Open without a token, so its one stream, Watch, is capped: past
+ * `maxWatches` open at once, more get RESOURCE_EXHAUSTED (each open watch
+ * holds a call and a listener; 20,000 of them cost the master 218 MB).
  */
-import type { Server } from '@grpc/grpc-js';
+import { status, type Server, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Master } from '../supervisor/master.js';
 
@@ -26,7 +29,7 @@ export function servingStatus(master: Master): ServingStatus {
 }
 
 /** Adds the health service; returns a function that stops following the master. */
-export function addHealthService(server: Server, master: Master): () => void {
+export function addHealthService(server: Server, master: Master, maxWatches: number): () => void {
   const health = new HealthImplementation();
   let last: ServingStatus | undefined;
   const update = () => {
@@ -37,7 +40,7 @@ export function addHealthService(server: Server, master: Master): () => void {
     health.setStatus(SERVICE_NAME, now);
   };
   update();
-  health.addToServer(server);
+  health.addToServer(cappingWatches(server, maxWatches));
   // Transitions and the end of each operation move the status at once (a
   // Start names its target only after its last worker's transition); the
   // timer catches what moves without either (Die before any worker has drained).
@@ -49,4 +52,32 @@ export function addHealthService(server: Server, master: Master): () => void {
     master.off('idle', update);
     clearInterval(timer);
   };
+}
+
+/** `server`, as addToServer sees it: the same, with the Watch handler wrapped in a count of open watches. */
+function cappingWatches(server: Server, maxWatches: number): Server {
+  let open = 0;
+  const addService: Server['addService'] = (definition, implementation: UntypedServiceImplementation) => {
+    const watch = implementation.watch as (call: ServerWritableStream<unknown, unknown>) => void;
+    const capped = (call: ServerWritableStream<unknown, unknown>) => {
+      if (open >= maxWatches) {
+        call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `too many health watches open (${maxWatches}); use Check, or close one` });
+        return;
+      }
+      open++;
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        open--;
+      };
+      call.once('cancelled', close);
+      call.once('close', close);
+      call.once('finish', close);
+      call.once('error', close);
+      watch(call);
+    };
+    server.addService(definition, { ...implementation, watch: capped });
+  };
+  return { addService } as Server;
 }

@@ -13,7 +13,7 @@
  */
 import type { ReadyMode } from '../common/config.js';
 import type { LaunchSpec, WorkerProcess } from './launcher.js';
-import { TailBuffer } from './output.js';
+import { TailBuffer, tailWithin } from './output.js';
 
 export type WorkerStateName = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -49,6 +49,8 @@ export interface WorkerInfo {
 
 /** How many stderr lines a crashed worker's info carries. */
 export const CRASH_TAIL_LINES = 20;
+/** …and at most this many characters of them (output.ts tailWithin). */
+export const CRASH_TAIL_CHARS = 4096;
 
 export interface TransitionEvent {
   worker: WorkerInfo;
@@ -258,7 +260,7 @@ export class WorkerHandle {
       reason: this.#reason,
       listening: [...this.#listening],
       nodeVersion: this.spec.nodeVersion,
-      ...(this.#crashed && { stderrTail: this.#stderr.get().slice(-CRASH_TAIL_LINES) }),
+      ...(this.#crashed && { stderrTail: tailWithin(this.#stderr.get().slice(-CRASH_TAIL_LINES), CRASH_TAIL_CHARS) }),
     };
   }
 }

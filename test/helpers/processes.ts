@@ -23,18 +23,21 @@ export interface RunOptions {
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Written to the process's stdin, which is then closed (default: no stdin). */
+  input?: string;
 }
 
 /** Runs this Node with `args` (a script and its arguments, or `-e CODE`) to its end. */
-export function runNode(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000, what = `node ${args.join(' ')}` }: RunOptions & { what?: string } = {}): Promise<CliResult> {
+export function runNode(args: string[], { cwd = process.cwd(), env = {}, timeoutMs = 30_000, input, what = `node ${args.join(' ')}` }: RunOptions & { what?: string } = {}): Promise<CliResult> {
   return withDeadline(
     what,
     new Promise<CliResult>((resolve, reject) => {
-      const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] as const });
+      child.stdin?.end(input);
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.stdout!.on('data', (chunk) => (stdout += chunk));
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     }),
@@ -113,12 +116,14 @@ export interface StartMasterOptions {
   clientOptions?: ConnectOptions;
   /** Start the master in a session of its own, with no controlling terminal (as systemd does). */
   noTerminal?: boolean;
+  /** Another build's bin/liveswap.js (the security bench measures the release before a fix with it). */
+  cli?: string;
 }
 
 export async function startMaster(target: string | undefined, options: StartMasterOptions = {}): Promise<MasterProcess> {
   const socket = options.tcp ? '' : (options.socket ?? path.join(tempDir(), 'control.sock'));
   const control = options.tcp ? ['-a', options.address ?? '127.0.0.1', '-p', '0'] : ['--socket', socket];
-  const args = [CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
+  const args = [options.cli ?? CLI, '-s', ...(target ? [target] : []), ...control, '-f', String(options.forks ?? 2), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
