@@ -16,9 +16,13 @@ async function run() {
   // than what tsc wrote (a `tsc` without `npm run build`) would run stale
   // code: then the compiled files run.
   if (mtime(bundle) >= mtime(compiled)) {
-    // Before the CLI loads: what it compiles goes into Node's compile cache (Node >= 22.1; see compile-cache.ts).
-    require(path.join(dist, 'compile-cache.cjs')).enableCompileCache();
-    return require(bundle).main(process.argv.slice(2));
+    // With the compiled code kept from an earlier command (see compile-cache.ts).
+    const loaded = require(path.join(dist, 'compile-cache.cjs')).loadBundle(bundle);
+    // -s: the master's files (start.js and what it imports) load as they are, next to the bundle.
+    const loadStart = () => import(require('node:url').pathToFileURL(path.join(dist, 'start.js')).href);
+    const code = await loaded.exports.main(process.argv.slice(2), loadStart);
+    loaded.save();
+    return code;
   }
   const { main } = await import(require('node:url').pathToFileURL(compiled).href);
   return main(process.argv.slice(2));

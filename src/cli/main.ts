@@ -33,8 +33,18 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
   if (quiet) return operation();
   const abort = new AbortController();
   const events = client.watch({ signal: abort.signal });
-  const first = await events.next(); // The snapshot: from here on, no transition is missed.
-  if (first.done || first.value.event?.$case !== 'snapshot') return operation();
+  // The watch goes out first and the operation right behind it, on the same
+  // connection, without waiting a round trip for the snapshot (that wait was
+  // a tenth of a deploy's time from the shell): the master takes the calls in
+  // the order they come, so the snapshot still precedes every transition.
+  const snapshot = events.next();
+  const running = operation();
+  running.catch(() => {}); // Handled below; not an unhandled rejection meanwhile.
+  const first = await snapshot.catch(() => ({ done: true, value: undefined }) as const);
+  if (first.done || first.value.event?.$case !== 'snapshot') {
+    abort.abort();
+    return running;
+  }
   let lastSeen = first.value.event.snapshot.sequence;
   // Set once the reply is in: the sequence number to read up to, and who waits for it.
   let tail: { upTo: number; reached: () => void } | undefined;
@@ -55,7 +65,7 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
     }
   })().catch(() => {});
   try {
-    return await operation();
+    return await running;
   } catch (error) {
     if (held && error instanceof LiveswapClientError && NEVER_RAN.has(error.code)) held = undefined;
     throw error;
@@ -206,9 +216,15 @@ function stdinTokenJoined(argv: string[]): string[] {
   return argv.flatMap((arg, i) => (arg === '--token' && argv[i + 1] === '-' ? ['--token=-'] : arg === '-' && argv[i - 1] === '--token' ? [] : [arg]));
 }
 
-export async function main(argv: string[]): Promise<number> {
-  // grpc-js names the TLS server by the address it connects to, and Node warns
-  // about an IP address there (DEP0123); the CLI keeps stderr to one line.
+/**
+ * How -s loads the master (start.ts). bin/liveswap.cjs passes its own import:
+ * on Node 20 the bundle is compiled through node:vm for its code cache
+ * (compile-cache.ts), where an import() of its own needs an experimental flag.
+ */
+export type LoadStart = () => Promise<typeof import('./start.js')>;
+
+export async function main(argv: string[], loadStart: LoadStart = () => import('./start.js')): Promise<number> {
+  // Node warns about an IP address as a TLS server name (DEP0123); the CLI keeps stderr to one line.
   process.noDeprecation = true;
   let args: Args;
   try {
@@ -222,7 +238,7 @@ export async function main(argv: string[]): Promise<number> {
     const command = checkArgs(args);
     if (command !== 'start') return await runClientCommand(command, args);
     // start.js reports its own failures: see there.
-    const { runStart } = await import('./start.js');
+    const { runStart } = await loadStart();
     return await runStart(args);
   } catch (error) {
     return report(error, args);
