@@ -159,6 +159,8 @@ export class Transport {
   private active = 0;
   /** Sessions whose peer sent its HTTP/2 SETTINGS: set-up done, the peer speaks HTTP/2. */
   private readonly spokeHttp2 = new WeakSet<http2.ClientHttp2Session>();
+  /** A session's first error (the connection failed), which each call on it reports when its stream closes. */
+  private readonly sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
 
   constructor(
     private readonly where: ControlEndpoint,
@@ -243,7 +245,10 @@ export class Transport {
     }
     // Every call on it hears of a failure through its stream (see start); a
     // session that is going away takes no new calls.
-    session.on('error', () => {});
+    // One listener per session, not per call: a client with more than ten calls in flight would have Node warn of a leak.
+    session.on('error', (error) => {
+      if (!this.sessionErrors.has(session)) this.sessionErrors.set(session, error);
+    });
     session.once('remoteSettings', () => this.spokeHttp2.add(session));
     const forget = () => {
       if (this.session === session) this.session = undefined;
@@ -259,13 +264,11 @@ export class Transport {
     let finished = false;
     let stream: http2.ClientHttp2Stream | undefined;
     let timer: NodeJS.Timeout | undefined;
-    let detach = () => {};
     const finish = (error: CallError | null) => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', cancel);
-      detach();
       if (--this.active === 0) this.session?.unref();
       if (error && stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       handlers.end(error);
@@ -295,10 +298,6 @@ export class Transport {
     const attempt = (retry: boolean) => {
       const session = this.connect();
       session.ref();
-      let sessionError: Error | undefined;
-      const onSessionError = (error: Error) => (sessionError ??= error);
-      session.on('error', onSessionError);
-      detach = () => session.off('error', onSessionError);
       try {
         stream = session.request(headers);
       } catch (error) {
@@ -338,7 +337,7 @@ export class Transport {
         // The connection failed (refused, no socket, TLS: Node cancels the stream, the cause attached;
         // not HTTP/2 at all: a protocol error), as opposed to this one stream reset (ERR_HTTP2_STREAM_ERROR).
         const connectionError =
-          sessionError ?? streamError?.cause ?? (!responseHeaders && streamError?.code !== 'ERR_HTTP2_STREAM_ERROR' ? streamError : undefined);
+          this.sessionErrors.get(session) ?? streamError?.cause ?? (!responseHeaders && streamError?.code !== 'ERR_HTTP2_STREAM_ERROR' ? streamError : undefined);
         if (final) {
           const code = Number(final['grpc-status']) as Status;
           if (code !== Status.OK) finish(new CallError(code, decodeMessageText(final['grpc-message']), final));
@@ -346,7 +345,6 @@ export class Transport {
           else finish(null);
         } else if (rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && !responseHeaders && retry) {
           // Refused unread (a master going away sends GOAWAY): safe to send again, on a new connection.
-          detach();
           if (this.session === session) this.session = undefined;
           attempt(false);
         } else if (connectionError) {

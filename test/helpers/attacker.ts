@@ -85,11 +85,20 @@ async function reflectionFlood(port: number, messages: number, token?: string): 
       sent++;
       if (!more) {
         // Back-pressure from the master (its flow-control window): wait, or give up on this stream and open another.
-        const drained = await Promise.race([
-          new Promise<boolean>((resolve) => stream.once('drain', () => resolve(true))),
-          new Promise<boolean>((resolve) => stream.once('close', () => resolve(false))),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 250)),
-        ]);
+        let settle = (_drained: boolean) => {};
+        const drained = await new Promise<boolean>((resolve) => {
+          const onDrain = () => settle(true);
+          const onClose = () => settle(false);
+          const timer = setTimeout(() => settle(false), 250);
+          settle = (value) => {
+            clearTimeout(timer);
+            stream.off('drain', onDrain);
+            stream.off('close', onClose);
+            resolve(value);
+          };
+          stream.once('drain', onDrain);
+          stream.once('close', onClose);
+        });
         if (!drained) break;
       }
       if (sent % 10_000 === 0) report('progress', { sent, streams });
