@@ -31,7 +31,7 @@ export type { FleetOptions, HostEvent, HostResult, HostState, HostStatus, Rollou
 export type { FleetHost } from './fleet/hosts.js';
 /** The generated wire types and enums (WorkerState, ReadyMode, …), for connect() users. */
 export * as proto from './gen/liveswap/v1/liveswap.js';
-export type { ConnectOptions, LiveswapClient, TlsClientOptions } from './client/index.js';
+export type { ConnectOptions, LiveswapClient, TlsClientOptions, WatchOptions } from './client/index.js';
 export { LiveswapError } from './common/errors.js';
 export { DEFAULTS, MAX_FORKS } from './common/defaults.js';
 export type { Cutover, ReadyMode } from './common/config.js';

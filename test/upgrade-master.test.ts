@@ -15,7 +15,7 @@ import { freePort, get, startLoad } from './helpers/net.js';
 import { nodeOfAnotherLine } from './helpers/node-lines.js';
 import { fixture, tempDir } from './helpers/paths.js';
 import { childPids } from './helpers/proc-tree.js';
-import { runCli, startMaster } from './helpers/processes.js';
+import { runCli, spawnCli, startMaster } from './helpers/processes.js';
 import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -85,12 +85,20 @@ test('--upgrade-master with a successor that cannot start changes nothing and sa
   assert.equal(children.length, workers.length + after.spares);
 });
 
-test('a second --upgrade-master goes through the keeper: the first pid stays, the replaced master and its workers leave', async (t) => {
+test('a second --upgrade-master goes through the keeper: the first pid stays, the replaced master and its workers leave; --watch follows both', async (t) => {
   const other = nodeOfAnotherLine();
   const port = await freePort();
   const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) } });
   t.after(() => master.stop());
   const load = startLoad(port, { keepAlive: 4, close: 4 });
+  const watcher = spawnCli(t, ['--watch', '--json', ...master.via]);
+  const snapshots = () =>
+    watcher
+      .stdout()
+      .split('\n')
+      .filter((line) => line.includes('"snapshot"'))
+      .map((line) => (JSON.parse(line) as { snapshot: { workers: { pid: number }[] } }).snapshot.workers.map((w) => w.pid));
+  await waitFor('the watcher’s first snapshot', () => snapshots().length === 1);
 
   const first = await runCli(['--upgrade-master', '--node', other.path, ...master.via], { timeoutMs: 60_000 });
   assert.equal(first.code, 0, first.stderr);
@@ -109,6 +117,14 @@ test('a second --upgrade-master goes through the keeper: the first pid stays, th
   await waitFor('the keeper to have only the current master as its child', () => childPids(master.pid).join() === String(last.masterPid), {
     timeoutMs: 5_000,
   }).catch(() => assert.deepEqual(childPids(master.pid), [last.masterPid]));
+
+  // The watcher went on with each successor: a line on stderr, then that master's snapshot.
+  await waitFor('a snapshot from each master', () => snapshots().length === 3);
+  assert.equal(watcher.stderr().match(/the master was replaced \(upgrade-master\); following its successor/g)?.length, 2, watcher.stderr());
+  assert.deepEqual(snapshots()[2]!.sort(), last.workers.map((w) => w.pid).sort(), 'the last snapshot is the last master’s workers');
+  assert.equal(isAlive(watcher.child.pid!), true);
+  watcher.child.kill('SIGTERM');
+  assert.equal((await withDeadline('the watcher to exit on SIGTERM', watcher.exited, 5000)).code, 0);
 });
 
 test('a master embedded in an application cannot replace its process: FAILED_PRECONDITION', async (t) => {

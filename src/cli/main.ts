@@ -95,7 +95,9 @@ async function withProgress<T>(client: LiveswapClient, quiet: boolean, operation
  * line per event (--json: one JSON object per line), written as it comes so
  * it pipes. Ctrl-C (or SIGTERM) and a reader that went away (`| head -1`,
  * EPIPE) end it quietly with 0; so does a master that stopped, with one line
- * on stderr. A master that vanished is an error (the stream fails).
+ * on stderr. A master that vanished is an error (the stream fails). A master
+ * replaced by --upgrade-master is followed: its successor's snapshot comes
+ * next (in line mode after one line on stderr).
  */
 async function runWatch(client: LiveswapClient, json: boolean): Promise<number> {
   const abort = new AbortController();
@@ -112,9 +114,13 @@ async function runWatch(client: LiveswapClient, json: boolean): Promise<number> 
     outputGone = true;
     abort.abort();
   });
-  const events = client.watch({ signal: abort.signal });
+  const onTerminal = !json && process.stdout.isTTY;
+  const onMasterReplaced = () => {
+    if (!onTerminal) process.stderr.write('liveswap: the master was replaced (upgrade-master); following its successor\n');
+  };
+  const events = client.watch({ signal: abort.signal, onMasterReplaced });
   try {
-    if (!json && process.stdout.isTTY) {
+    if (onTerminal) {
       await watchOnTerminal(events, process.stdout, client.endpoint);
     } else {
       for await (const item of events) {

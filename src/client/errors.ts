@@ -5,7 +5,7 @@
  */
 import { Status as status } from '../common/status.js';
 import type { CallError } from './transport.js';
-import { STDERR_TAIL_KEY } from '../common/errors.js';
+import { MASTER_REPLACED_KEY, STDERR_TAIL_KEY } from '../common/errors.js';
 
 export class LiveswapClientError extends Error {
   constructor(
@@ -14,6 +14,8 @@ export class LiveswapClientError extends Error {
     message: string,
     /** The failing worker's last stderr lines, when the master sent them. */
     readonly stderrTail: string[] = [],
+    /** A WatchWorkers stream ended because UpgradeMaster replaced the master: the same address reaches its successor. */
+    readonly masterReplaced = false,
   ) {
     super(message);
     this.name = 'LiveswapClientError';
@@ -73,5 +75,5 @@ export function wrapClientError(error: CallError, endpoint: string, { tls = fals
   if (error.code === status.DEADLINE_EXCEEDED) {
     return new LiveswapClientError(error.code, `no answer from the master at ${endpoint} before the deadline`, stderrTail);
   }
-  return new LiveswapClientError(error.code, details, stderrTail);
+  return new LiveswapClientError(error.code, details, stderrTail, error.trailers[MASTER_REPLACED_KEY] === '1');
 }

@@ -75,9 +75,22 @@ export interface LiveswapClient {
   die(request?: Partial<DieRequest>): Promise<DieResponse>;
   broadcast(message: unknown): Promise<BroadcastResponse>;
   status(): Promise<GetStatusResponse>;
-  /** The WatchWorkers stream: a snapshot, then one item per transition. Break out of the loop (or abort) to stop. */
-  watch(options?: { signal?: AbortSignal }): AsyncGenerator<WatchWorkersResponse, void, undefined>;
+  /**
+   * The WatchWorkers stream: a snapshot, then one item per transition. Break
+   * out of the loop (or abort) to stop. When --upgrade-master replaces the
+   * master, it goes on with the successor's stream (a new snapshot first),
+   * and calls `onMasterReplaced`; with `followMaster: false` it fails instead
+   * (a LiveswapClientError with `masterReplaced`).
+   */
+  watch(options?: WatchOptions): AsyncGenerator<WatchWorkersResponse, void, undefined>;
   close(): void;
+}
+
+export interface WatchOptions {
+  signal?: AbortSignal;
+  /** Go on with the successor when the master is replaced (default true). */
+  followMaster?: boolean;
+  onMasterReplaced?: () => void;
 }
 
 export function endpointOf(options: ConnectOptions): string {
@@ -183,19 +196,26 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
             ),
           ),
     status: () => call(methods.getStatus, {}),
-    async *watch({ signal } = {}) {
-      let credential: ReturnType<typeof credentials>;
-      try {
-        credential = credentials();
-      } catch (error) {
-        throw asClientError(error);
-      }
-      const { headers, from } = credential;
-      // No deadline: a watch lasts as long as it is read. Ended by us (abort, or the reader leaving): no error.
-      try {
-        yield* transport.serverStream(methods.watchWorkers, {}, { headers, ...(signal && { signal }) });
-      } catch (error) {
-        if (!signal?.aborted) throw wrap(error, from);
+    async *watch({ signal, followMaster = true, onMasterReplaced } = {}) {
+      for (;;) {
+        let credential: ReturnType<typeof credentials>;
+        try {
+          credential = credentials();
+        } catch (error) {
+          throw asClientError(error);
+        }
+        const { headers, from } = credential;
+        // No deadline: a watch lasts as long as it is read. Ended by us (abort, or the reader leaving): no error.
+        try {
+          yield* transport.serverStream(methods.watchWorkers, {}, { headers, ...(signal && { signal }) });
+          return;
+        } catch (error) {
+          if (signal?.aborted) return;
+          const wrapped = wrap(error, from);
+          if (!(followMaster && wrapped instanceof LiveswapClientError && wrapped.masterReplaced)) throw wrapped;
+          // The old master sent GOAWAY with it: the next call opens a connection, which the successor accepts.
+          onMasterReplaced?.();
+        }
       }
     },
     close: () => transport.close(),

@@ -26,6 +26,12 @@ export class LiveswapError extends Error {
  */
 export const STDERR_TAIL_KEY = 'liveswap-stderr-tail-bin';
 
+/**
+ * The trailing metadata key ("1") on the WatchWorkers streams a replaced
+ * master ends (UpgradeMaster): the same address now reaches its successor.
+ */
+export const MASTER_REPLACED_KEY = 'liveswap-master-replaced';
+
 export const invalidArgument = (message: string) => new LiveswapError(status.INVALID_ARGUMENT, message);
 
 /**

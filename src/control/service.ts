@@ -8,7 +8,7 @@ import { Metadata, status, type ServerErrorResponse, type ServerWritableStream, 
 import type { WatchWorkersRequest, WatchWorkersResponse } from '../gen/liveswap/v1/liveswap.js';
 import { LiveswapServiceService, type LiveswapServiceServer } from './grpc-service.js';
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import { invalidArgument, LiveswapError, STDERR_TAIL_KEY } from '../common/errors.js';
+import { invalidArgument, LiveswapError, MASTER_REPLACED_KEY, STDERR_TAIL_KEY } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import type { MasterTransition } from '../supervisor/master.js';
@@ -208,7 +208,11 @@ export function createService(master: Master, log: Logger, options: ServiceOptio
     implementation,
     endStreams(reconnect) {
       for (const call of streams) {
-        if (reconnect) call.emit('error', { code: status.UNAVAILABLE, details: reconnect });
+        if (reconnect) {
+          const metadata = new Metadata();
+          metadata.set(MASTER_REPLACED_KEY, '1');
+          call.emit('error', { code: status.UNAVAILABLE, details: reconnect, metadata });
+        }
         else call.end();
       }
       streams.clear();
