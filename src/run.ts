@@ -17,7 +17,7 @@ import type { HealthEndpoint, HealthServer } from './control/health-port.js';
 import { clusterListeners, inheritListeners, recordClusterListeners, stopAccepting } from './supervisor/listeners.js';
 import { Keeper } from './supervisor/keeper.js';
 import { isSuccessor, localKeeper, parentKeeper, receiveHandover, successorFailed, tellKeeper, type KeeperLink } from './supervisor/succession.js';
-import type { BeginMessage } from './common/handover.js';
+import { HEALTH_KEY, MASTER_PORT_KEYS, METRICS_KEY, type BeginMessage } from './common/handover.js';
 
 /** How long a successor waits for the keeper's handover message (it is sent as the successor starts). */
 const HANDOVER_WAIT_MS = 10_000;
@@ -115,7 +115,8 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       tellKeeper({ liveswapHandover: 'failed', reason: (error as Error).message, stderrTail: [] });
       throw error;
     }
-    inheritListeners(handover.listeners);
+    // The app's sockets go to the workers; the metrics and probe ports are this master's own (startMasterPorts).
+    inheritListeners(handover.listeners.filter((l) => !MASTER_PORT_KEYS.includes(l.key)));
     master.lineage = { ...handover.succession.lineage, masterUpgrades: handover.succession.lineage.masterUpgrades + 1 };
     // The keeper gone (killed): nobody supervises this master any more.
     process.once('disconnect', () => {
@@ -162,30 +163,45 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       await giveUp(unavailable('the master was stopped while starting'));
     }
   }
-  if (metricsModule && metrics && options.metrics) {
-    metricsServer = await metricsModule.startMetricsServer(metrics, options.metrics, log).catch(giveUp);
-    if (master.isStopping) {
-      await metricsServer.close();
-      await giveUp(unavailable('the master was stopped while starting'));
+  /**
+   * The metrics and health-probe ports. A successor serves them on the
+   * sockets it inherited, and only once its pool is ready: a probe that
+   * reaches it then says what the old master said, SERVING.
+   */
+  const startMasterPorts = async () => {
+    const inheritedFd = (key: string) => handover?.listeners.find((l) => l.key === key)?.fd;
+    if (metricsModule && metrics && options.metrics) {
+      metricsServer = await metricsModule.startMetricsServer(metrics, options.metrics, log, inheritedFd(METRICS_KEY));
+      if (master.isStopping) {
+        await metricsServer.close();
+        throw unavailable('the master was stopped while starting');
+      }
     }
-  }
-  if (options.health) {
-    const { startHealthServer } = await import('./control/health-port.js');
-    healthServer = await startHealthServer(master, options.health, log).catch(giveUp);
-    if (master.isStopping) {
-      await healthServer.close();
-      await giveUp(unavailable('the master was stopped while starting'));
+    if (options.health) {
+      const { startHealthServer } = await import('./control/health-port.js');
+      healthServer = await startHealthServer(master, options.health, log, inheritedFd(HEALTH_KEY));
+      if (master.isStopping) {
+        await healthServer.close();
+        throw unavailable('the master was stopped while starting');
+      }
     }
-  }
+  };
+  if (!handover) await startMasterPorts().catch(giveUp);
   let keeper: Keeper | undefined;
   if (options.foreground && control) {
     const running = control;
     const link: KeeperLink = successor ? parentKeeper() : (request, listeners, handle) => localKeeper((keeper ??= new Keeper(log)))(request, listeners, handle);
     master.successorStarter = async ({ node, release, forks, timeoutMs, signal }) => {
-      if (metricsServer || healthServer) {
-        throw failedPrecondition('a master serving metrics (--metrics-port) or probes (--health-port) cannot replace itself yet: those ports are not handed over');
-      }
       const listeners = clusterListeners();
+      for (const [key, server] of [
+        [METRICS_KEY, metricsServer],
+        [HEALTH_KEY, healthServer],
+      ] as const) {
+        if (!server) continue;
+        const handle = server.listenerHandle();
+        if (!handle || handle.fd < 0) throw failedPrecondition(`cannot find the ${key} listener to hand over`);
+        listeners.push({ key, handle });
+      }
       const onPath = listeners.find((l) => l.key.startsWith('unix:'));
       if (onPath) throw failedPrecondition(`the app listens on the unix socket ${onPath.key.slice(5)}, which cannot be handed over yet (see docs/self-upgrade.md)`);
       const controlHandle = running.listenerHandle();
@@ -206,6 +222,9 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       if (outcome.liveswapHandover === 'failed') throw successorFailed(outcome);
       // From here the successor accepts alone: new connections go there, watchers are told to reconnect.
       running.handOver();
+      // The successor answers scrapes and probes from here (its pool is ready).
+      metricsServer?.stopAccepting();
+      healthServer?.stopAccepting();
       await stopAccepting();
       if (!successor) keeper!.keep();
       return { pid: outcome.pid, nodeVersion: outcome.nodeVersion };
@@ -216,6 +235,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
     const release = handover.succession.release;
     try {
       if (release) await master.start(release.target, { forks: handover.succession.forks, readyMode: release.readyMode, continues: release });
+      await startMasterPorts();
     } catch (error) {
       tellKeeper({ liveswapHandover: 'failed', reason: (error as Error).message, stderrTail: error instanceof LiveswapError ? [...error.stderrTail] : [] });
       return giveUp(error);

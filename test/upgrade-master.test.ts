@@ -127,6 +127,50 @@ test('a second --upgrade-master goes through the keeper: the first pid stays, th
   assert.equal((await withDeadline('the watcher to exit on SIGTERM', watcher.exited, 5000)).code, 0);
 });
 
+test('--upgrade-master hands over the metrics and health-probe ports: each probe on a new connection answers, /readyz 200 throughout', async (t) => {
+  const [port, metricsPort, healthPort] = [await freePort(), await freePort(), await freePort()];
+  const master = await startMaster(fixture('v1.js'), {
+    forks: 2,
+    env: { APP_PORT: String(port) },
+    args: ['--metrics-port', String(metricsPort), '--health-port', String(healthPort)],
+  });
+  t.after(() => master.stop());
+  const before = await master.client.status();
+
+  // As a kubelet and a scraper do: a new connection each time, every 20 ms, for as long as the upgrade runs (at most 3,000 rounds).
+  const answers = new Map<string, number>();
+  let probing = true;
+  const prober = (async () => {
+    for (let round = 0; probing && round < 3000; round++) {
+      for (const [what, probePort, path] of [
+        ['readyz', healthPort, '/readyz'],
+        ['metrics', metricsPort, '/metrics'],
+      ] as const) {
+        const outcome = await get(probePort, path, false, 2000).then(
+          (reply) => `${what} ${reply.status}`,
+          (error: Error) => `${what} failed: ${error.message}`,
+        );
+        answers.set(outcome, (answers.get(outcome) ?? 0) + 1);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  const upgraded = await runCli(['--upgrade-master', ...master.via], { timeoutMs: 60_000 });
+  // The first master stays on as the keeper, holding no port: its workers are gone.
+  await expectGone(before.workers.map((w) => w.pid));
+  const afterRounds = (answers.get('readyz 200') ?? 0) + 20;
+  await waitFor('20 more probe rounds with the successor alone', () => (answers.get('readyz 200') ?? 0) >= afterRounds, { timeoutMs: 10_000 });
+  probing = false;
+  await prober;
+  assert.equal(upgraded.code, 0, upgraded.stderr);
+
+  const after = await master.client.status();
+  assert.notEqual(after.masterPid, before.masterPid);
+  assert.deepEqual([...answers.keys()].sort(), ['metrics 200', 'readyz 200'], JSON.stringify(Object.fromEntries(answers)));
+  assert.ok(answers.get('readyz 200')! >= 40, JSON.stringify(Object.fromEntries(answers)));
+  assert.match((await get(metricsPort, '/metrics')).body, /^liveswap_/m);
+});
+
 test('a master embedded in an application cannot replace its process: FAILED_PRECONDITION', async (t) => {
   const { default: liveswap } = await import('../src/index.js');
   const port = await freePort();

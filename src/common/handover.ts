@@ -94,3 +94,7 @@ export function listenerKey(host: string | null | undefined, port: number | null
 
 /** The key for the control listener among the sockets a child master sends the keeper. */
 export const CONTROL_KEY = 'control';
+/** The keys of the metrics and health-probe listeners among a successor's sockets: the master's own, not the app's. */
+export const METRICS_KEY = 'metrics';
+export const HEALTH_KEY = 'health';
+export const MASTER_PORT_KEYS: readonly string[] = [METRICS_KEY, HEALTH_KEY];

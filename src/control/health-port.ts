@@ -15,7 +15,8 @@ import net from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { Master } from '../supervisor/master.js';
 import { addHealthService, readiness } from './health.js';
-import { listenOn } from './listen.js';
+import { listenerHandleOf, listenOn } from './listen.js';
+import type { ListenHandle } from '../supervisor/listeners.js';
 import { CONTROL_LIMITS } from './limits.js';
 
 export interface HealthEndpoint {
@@ -28,6 +29,10 @@ export interface HealthServer {
   /** "0.0.0.0:8080" */
   readonly endpoint: string;
   readonly port: number;
+  /** Its listening socket, for a successor master. */
+  listenerHandle(): ListenHandle | undefined;
+  /** Stops taking connections (a successor took the port over); probes being answered finish. */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
@@ -54,7 +59,7 @@ function answer(master: Master, req: http.IncomingMessage, res: http.ServerRespo
   return text(ready ? 200 : 503, `${ready ? 'ready' : 'not ready'}: ${reason}`);
 }
 
-export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger): Promise<HealthServer> {
+export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger, inheritedFd?: number): Promise<HealthServer> {
   const grpcServer = new GrpcServer();
   // Open to anyone who reaches the port: the same cap on watches as the control port's.
   const stopFollowing = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
@@ -86,7 +91,7 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
   const tcp = net.createServer(dispatch);
   let endpoint: string;
   try {
-    endpoint = await listenOn(tcp, where, 'health probes');
+    endpoint = await listenOn(tcp, where, 'health probes', inheritedFd);
   } catch (error) {
     stopFollowing();
     injector.destroy();
@@ -94,19 +99,31 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
   }
   log.info(`health probes on ${endpoint}: grpc.health.v1.Health, GET /livez and /readyz (no token, no TLS: up/down only)`);
 
+  // 'close': not listening, and no connection left.
+  const closed = new Promise<void>((resolve) => tcp.once('close', () => resolve()));
+  let accepting = true;
+  const stopAccepting = () => {
+    if (!accepting) return;
+    accepting = false;
+    tcp.close();
+    httpServer.closeIdleConnections();
+  };
   let closing: Promise<void> | undefined;
   return {
     endpoint,
     port: (tcp.address() as net.AddressInfo).port,
+    listenerHandle: () => listenerHandleOf(tcp),
+    stopAccepting,
     close() {
-      closing ??= new Promise<void>((resolve) => {
+      closing ??= (() => {
         stopFollowing();
-        tcp.close(() => resolve());
+        stopAccepting();
         httpServer.closeAllConnections();
         injector.destroy();
         grpcServer.forceShutdown();
         for (const socket of sockets) socket.destroy();
-      });
+        return closed;
+      })();
       return closing;
     },
   };

@@ -13,7 +13,8 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
-import { listenOn } from './listen.js';
+import { listenerHandleOf, listenOn } from './listen.js';
+import type { ListenHandle } from '../supervisor/listeners.js';
 import { ORIGINS } from '../common/origin.js';
 import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
 import type { PoolTransition } from '../supervisor/pool.js';
@@ -196,11 +197,15 @@ export interface MetricsServer {
   readonly url: string;
   /** "127.0.0.1:9464" */
   readonly endpoint: string;
+  /** Its listening socket, for a successor master. */
+  listenerHandle(): ListenHandle | undefined;
+  /** Stops taking connections (a successor took the port over); a scrape being answered finishes. */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
 /** Serves GET /metrics over HTTP. A bind failure is one LiveswapError naming the address and why. */
-export async function startMetricsServer(metrics: MasterMetrics, where: MetricsEndpoint, log: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(metrics: MasterMetrics, where: MetricsEndpoint, log: Logger, inheritedFd?: number): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') {
@@ -222,20 +227,27 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
   // A scraper keeps its connection alive between scrapes; that must not hold up the master's exit.
   server.keepAliveTimeout = 5000;
 
-  const endpoint = await listenOn(server, where, 'metrics');
+  const endpoint = await listenOn(server, where, 'metrics', inheritedFd);
   const url = `http://${endpoint}/metrics`;
   log.info(`metrics on ${url}`);
 
-  let closing: Promise<void> | undefined;
+  // 'close': not listening, and no connection left.
+  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  let accepting = true;
+  const stopAccepting = () => {
+    if (!accepting) return;
+    accepting = false;
+    server.close(); // Idle connections too; a scrape being answered finishes.
+  };
   return {
     url,
     endpoint,
+    listenerHandle: () => listenerHandleOf(server),
+    stopAccepting,
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
+      stopAccepting();
+      server.closeAllConnections();
+      return closed;
     },
   };
 }
