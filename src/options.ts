@@ -36,6 +36,13 @@ export interface LiveswapOptions {
   insecure?: boolean;
   /** Where the TCP control token file goes (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap). */
   stateDir?: string;
+  /**
+   * The full-access control token (TCP), at least 32 characters of visible
+   * ASCII; default: a new random one at each start. Give every master of a
+   * fleet the same one (e.g. from a Kubernetes Secret) so that one client
+   * token reaches them all. It is still written to the token file.
+   */
+  token?: string;
   /** Module that may veto upgrades: `function (data, cb)` or an async function. */
   preUpgrade?: string;
   readyMode?: ReadyMode;
@@ -90,6 +97,7 @@ export function masterOptions(options: MasterOptions): RunMasterOptions {
       }),
       ...(options.insecure && { insecure: true }),
       ...(options.stateDir !== undefined && { stateDir: fromHere(options.stateDir) }),
+      ...(options.token !== undefined && { token: options.token }),
     },
     ...(options.forks !== undefined && { forks: options.forks }),
     ...(options.follow && options.target !== undefined && { follow: fromHere(options.target) }),

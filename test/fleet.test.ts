@@ -7,12 +7,16 @@
  * `dns:localhost:PORT` reaches a master on 127.0.0.1 and one on ::1.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { Origin, UpgradeOutcome } from '../src/client/index.js';
 import { rollout, type HostEvent } from '../src/fleet/rollout.js';
 import type { LoadStats } from './helpers/load.js';
-import { freePort, startLoad } from './helpers/net.js';
-import { fixture } from './helpers/paths.js';
+import { freePort, get, startLoad } from './helpers/net.js';
+import { fixture, tempDir } from './helpers/paths.js';
+import { STATE_DIR_ENV, TOKEN_ENV } from '../src/common/token-file.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -142,6 +146,43 @@ test('dns:localhost:PORT reaches a master on 127.0.0.1 and one on ::1; --status 
   assert.equal(up.code, 0, up.stderr);
   assert.match(up.stdout, /rollout done: 2 host\(s\) upgraded to \S+v2\.js/);
   for (const m of masters) assert.equal((await m.client.status()).target, fixture('v2.js'));
+});
+
+test('masters given one token ($LIVESWAP_TOKEN, --token-file) are reached with it from another state directory; their apps never see it', async (t) => {
+  const token = crypto.randomBytes(32).toString('base64url');
+  const tokenFile = path.join(tempDir(), 'fleet.token');
+  fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  const fromEnv = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()), [TOKEN_ENV]: token } });
+  t.after(() => fromEnv.stop());
+  const fromFile = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()) }, args: ['--token-file', tokenFile] });
+  t.after(() => fromFile.stop());
+  const hosts = [fromEnv, fromFile].map((m) => `127.0.0.1:${m.port}`).join(',');
+  // A client with no token file of these masters: as on another machine.
+  const elsewhere = { [STATE_DIR_ENV]: tempDir() };
+
+  const status = await runCli(['--status', '--hosts', hosts], { env: { ...elsewhere, [TOKEN_ENV]: token } });
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(status.stdout.match(/\bup\b/g)?.length, 2, status.stdout);
+  const tokenless = await runCli(['-u', fixture('v2.js'), '--hosts', hosts], { env: elsewhere, timeoutMs: 60_000 });
+  assert.notEqual(tokenless.code, 0, 'without the token nothing is reached');
+  assert.match(tokenless.stderr, /UNAUTHENTICATED|token/);
+  const up = await runCli(['-u', fixture('v2.js'), '--hosts', hosts, '--token-file', tokenFile], { env: elsewhere, timeoutMs: 60_000 });
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stdout, /rollout done: 2 host\(s\) upgraded/);
+
+  const wrong = await runCli(['--status', '-p', String(fromEnv.port)], { env: { ...elsewhere, [TOKEN_ENV]: crypto.randomBytes(32).toString('base64url') } });
+  assert.equal(wrong.code, 4, wrong.stderr);
+  assert.match(wrong.stderr, /UNAUTHENTICATED|token/);
+  for (const master of [fromEnv, fromFile]) {
+    const worker = (await master.client.status()).workers[0]!;
+    const port = Number(worker.listening[0]!.split(':').at(-1));
+    assert.deepEqual(Object.keys(JSON.parse((await get(port, '/env')).body) as object).filter((key) => key === TOKEN_ENV), [], 'the app does not see the token');
+  }
+
+  // A token too short to be one is refused before anything binds, without echoing it.
+  const short = await runCli(['-s', fixture('v1.js'), '-p', '0'], { env: { [TOKEN_ENV]: 'hunter2' } });
+  assert.equal(short.code, 2, short.stderr);
+  assert.equal(short.stderr.trim(), 'liveswap: the control token must be at least 32 characters of visible ASCII (no spaces); --token-file (or $LIVESWAP_TOKEN) gave 7: make one with `openssl rand -base64 32`');
 });
 
 test('--hosts and --batch are checked before anything is dialled', async () => {

@@ -43,7 +43,7 @@ const APPLIES_TO: Record<string, readonly Command[]> = {
   force: ['die'],
   json: CLIENT_COMMANDS,
   token: CLIENT_COMMANDS,
-  'token-file': CLIENT_COMMANDS,
+  'token-file': ['start', ...CLIENT_COMMANDS],
   tls: CLIENT_COMMANDS,
   'tls-server-name': CLIENT_COMMANDS,
 };
@@ -104,7 +104,7 @@ export function parser(argv: string[]) {
       .option('hosts', { type: 'string', describe: 'With -u or --status: every master in LIST (host:port,… or dns:NAME:PORT for each address NAME resolves to); -u rolls out one host at a time, the first as a canary, and rolls the upgraded ones back at the first failure' })
       .option('batch', { type: 'number', describe: 'With -u --hosts: hosts upgraded at once after the canary (default 1)' })
       .option('token', { type: 'string', describe: 'The master\'s control token; - reads it from stdin. Other users can see a value in ps: prefer --token-file or $LIVESWAP_TOKEN (default: $LIVESWAP_TOKEN, else the token file in the state directory)', group: 'Security (TCP control):' })
-      .option('token-file', { type: 'string', describe: 'Read the token from this file (a 0600 file of yours), e.g. the master\'s read-only token file for monitoring', group: 'Security (TCP control):' })
+      .option('token-file', { type: 'string', describe: 'Read the token from this file (a 0600 file of yours), e.g. the master\'s read-only token file for monitoring. With -s: the token the master requires, instead of a random one (as $LIVESWAP_TOKEN gives it); give every master of a fleet the same', group: 'Security (TCP control):' })
       .option('state-dir', { type: 'string', describe: 'Where the master writes its token file and clients look for it (default: $LIVESWAP_STATE_DIR, $XDG_RUNTIME_DIR/liveswap, ~/.liveswap)', group: 'Security (TCP control):' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate chain: the master\'s (with -s), or the client\'s for mTLS', group: 'Security (TCP control):' })
       .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert', group: 'Security (TCP control):' })

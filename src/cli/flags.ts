@@ -5,7 +5,7 @@
  */
 import type { ConnectOptions } from '../client/index.js';
 import type { Spell } from '../common/errors.js';
-import { readTokenFileArgument, readTokenFromStdin } from '../common/token-file.js';
+import { readTokenFileArgument, readTokenFromStdin, TOKEN_ENV } from '../common/token-file.js';
 import { fromHere, type MasterOptions } from '../options.js';
 import type { Args } from './args.js';
 
@@ -36,6 +36,7 @@ const OPTION_OF_FLAG = {
 
 const FLAG_OF_OPTION: Record<string, string> = {
   ...Object.fromEntries(Object.entries(OPTION_OF_FLAG).map(([flag, option]) => [option, `--${flag}`])),
+  token: `--token-file (or $${TOKEN_ENV})`,
   tls: '--tls-cert and --tls-key',
   clientTls: '--tls or --tls-ca',
 };
@@ -50,8 +51,10 @@ export function masterOptionsOf(args: Args): MasterOptions {
     const value = (args as Record<string, unknown>)[flag];
     if (value !== undefined && value !== false) options[option] = value;
   }
+  const token = masterToken(args);
   return {
     ...(options as Omit<MasterOptions, 'target'>),
+    ...(token !== undefined && { token }),
     ...(args.start && { target: args.start }),
     ...(args['tls-cert'] !== undefined && {
       tls: { cert: args['tls-cert'], key: args['tls-key']!, ...(args['tls-ca'] !== undefined && { ca: args['tls-ca'] }) },
@@ -59,6 +62,19 @@ export function masterOptionsOf(args: Args): MasterOptions {
     foreground: true,
     spell: flagOf,
   };
+}
+
+/**
+ * The token `-s` was given: --token-file PATH (checked as a client's), else
+ * $LIVESWAP_TOKEN over TCP, the variable clients read (a Kubernetes Secret
+ * maps to it). The variable is removed here, before any worker or hook is
+ * forked: the app never sees the token.
+ */
+function masterToken(args: Args): string | undefined {
+  const fromEnv = process.env[TOKEN_ENV];
+  delete process.env[TOKEN_ENV];
+  if (args['token-file'] !== undefined) return readTokenFileArgument(fromHere(args['token-file']));
+  return args.socket === undefined ? fromEnv || undefined : undefined;
 }
 
 /** Does a client command connect with TLS? */

@@ -17,7 +17,12 @@ export interface ControlSecurity {
   insecure?: boolean;
   /** Where the token file goes (default: see token-file.ts). */
   stateDir?: string;
+  /** The full-access token (TCP); default: a new random one at each start. */
+  token?: string;
 }
+
+/** A token given to a master: what generateToken makes (43 characters) or anything as long, of visible ASCII. */
+export const MIN_GIVEN_TOKEN_LENGTH = 32;
 
 /**
  * The control endpoint that options name, the API's and the CLI's alike: a
@@ -92,7 +97,14 @@ export function checkEndpoint(endpoint: ControlEndpoint, check: EndpointCheck = 
 export function checkControlSecurity(endpoint: ControlEndpoint, security: ControlSecurity = {}, spell: Spell = optionName): void {
   if ('socket' in endpoint) {
     if (security.tls) throw invalidArgument('TLS applies to TCP control, not to a unix socket (its file mode protects it)');
+    if (security.token !== undefined) throw invalidArgument(`${spell('token')} applies to TCP control, not to a unix socket (its file mode protects it)`);
     return;
+  }
+  if (security.token !== undefined && !(security.token.length >= MIN_GIVEN_TOKEN_LENGTH && /^[\x21-\x7e]+$/.test(security.token))) {
+    // Said without the token itself, which may be a near miss of the real one.
+    throw new SettingError(
+      `the control token must be at least ${MIN_GIVEN_TOKEN_LENGTH} characters of visible ASCII (no spaces); ${spell('token')} gave ${security.token.length}: make one with \`openssl rand -base64 32\``,
+    );
   }
   if (!security.tls && !security.insecure && !isLoopback(endpoint.address)) {
     throw new SettingError(

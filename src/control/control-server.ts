@@ -256,7 +256,7 @@ export async function startControlServer(
   const credentials = serverCredentials(security);
   if (!('socket' in endpoint)) prepareStateDir(security.stateDir); // A bad one fails before binding.
   const limits = { ...CONTROL_LIMITS, ...options.limits };
-  const tokens: Tokens | undefined = 'socket' in endpoint ? undefined : (inheritedControl?.tokens ?? { full: generateToken(), readOnly: generateToken() });
+  const tokens: Tokens | undefined = 'socket' in endpoint ? undefined : (inheritedControl?.tokens ?? { full: security.token ?? generateToken(), readOnly: generateToken() });
   const refusals = new RefusalLog(log);
   const server = new Server({
     ...serverOptions(limits),
