@@ -36,6 +36,7 @@ test('--upgrade-master --node <another line> under load: 0 failed, 8/8 slow answ
   assert.ok(control.ok > 0);
   assert.ok(watchEnd instanceof LiveswapClientError, String(watchEnd));
   assert.match(watchEnd.message, /reconnect/);
+  assert.equal(watchEnd.masterReplaced, true, 'the trailing metadata says the master was replaced');
 
   assert.equal(after.nodeVersion, other.version, 'the new master reports its Node version');
   assert.notEqual(after.masterPid, master.pid);
