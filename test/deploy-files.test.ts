@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { checkArgs, parser, type Args } from '../src/cli/args.js';
-import { TOKEN_ENV } from '../src/common/token-file.js';
+import { MASTER_TOKEN_ENV } from '../src/common/token-file.js';
 import { DEFAULTS } from '../src/common/defaults.js';
 import { HEALTH_PATHS } from '../src/control/health-port.js';
 import { ROOT } from './helpers/paths.js';
@@ -137,8 +137,8 @@ test('deploy/kubernetes: git-sync and --follow, probes on the health port, a gra
   assert.ok(tlsFiles.every(Boolean), 'TLS with client certificates');
   const tlsMount = liveswap.volumeMounts!.find((m) => tlsFiles.every((f) => f!.startsWith(`${m.mountPath}/`)))!;
   assert.ok(pod.volumes.find((v) => v.name === tlsMount.name)?.secret?.secretName);
-  // One token for the fleet, from a Secret, in the variable the master and the clients read.
-  assert.ok(liveswap.env?.find((e) => e.name === TOKEN_ENV)?.valueFrom?.secretKeyRef?.name, `${TOKEN_ENV} from a Secret`);
+  // One token for the fleet, from a Secret, in the variable a master reads.
+  assert.ok(liveswap.env?.find((e) => e.name === MASTER_TOKEN_ENV)?.valueFrom?.secretKeyRef?.name, `${MASTER_TOKEN_ENV} from a Secret`);
   const controlPort = liveswap.ports!.find((p) => p.containerPort === args.port);
   assert.ok(controlPort?.name, `the control port ${args.port} is a named container port`);
 

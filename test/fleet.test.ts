@@ -16,7 +16,7 @@ import { rollout, type HostEvent } from '../src/fleet/rollout.js';
 import type { LoadStats } from './helpers/load.js';
 import { freePort, get, startLoad } from './helpers/net.js';
 import { fixture, tempDir } from './helpers/paths.js';
-import { STATE_DIR_ENV, TOKEN_ENV } from '../src/common/token-file.js';
+import { MASTER_TOKEN_ENV, STATE_DIR_ENV, TOKEN_ENV } from '../src/common/token-file.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -148,11 +148,11 @@ test('dns:localhost:PORT reaches a master on 127.0.0.1 and one on ::1; --status 
   for (const m of masters) assert.equal((await m.client.status()).target, fixture('v2.js'));
 });
 
-test('masters given one token ($LIVESWAP_TOKEN, --token-file) are reached with it from another state directory; their apps never see it', async (t) => {
+test('masters given one token ($LIVESWAP_MASTER_TOKEN, --token-file) are reached with it from another state directory; it is not in their apps\' environment', async (t) => {
   const token = crypto.randomBytes(32).toString('base64url');
   const tokenFile = path.join(tempDir(), 'fleet.token');
   fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-  const fromEnv = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()), [TOKEN_ENV]: token } });
+  const fromEnv = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()), [MASTER_TOKEN_ENV]: ` ${token}\n` } });
   t.after(() => fromEnv.stop());
   const fromFile = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()) }, args: ['--token-file', tokenFile] });
   t.after(() => fromFile.stop());
@@ -176,13 +176,19 @@ test('masters given one token ($LIVESWAP_TOKEN, --token-file) are reached with i
   for (const master of [fromEnv, fromFile]) {
     const worker = (await master.client.status()).workers[0]!;
     const port = Number(worker.listening[0]!.split(':').at(-1));
-    assert.deepEqual(Object.keys(JSON.parse((await get(port, '/env')).body) as object).filter((key) => key === TOKEN_ENV), [], 'the app does not see the token');
+    assert.deepEqual(Object.keys(JSON.parse((await get(port, '/env')).body) as object).filter((key) => key === MASTER_TOKEN_ENV), [], 'not in the app’s environment');
   }
 
+  // A client's variable is not a master's: a shell that exported some token starts a master with a token of its own.
+  const clientVariable = await startMaster(fixture('v1.js'), { tcp: true, forks: 1, env: { APP_PORT: String(await freePort()), [TOKEN_ENV]: token } });
+  t.after(() => clientVariable.stop());
+  const notIt = await runCli(['--status', '-p', String(clientVariable.port)], { env: { ...elsewhere, [TOKEN_ENV]: token } });
+  assert.equal(notIt.code, 4, notIt.stderr);
+
   // A token too short to be one is refused before anything binds, without echoing it.
-  const short = await runCli(['-s', fixture('v1.js'), '-p', '0'], { env: { [TOKEN_ENV]: 'hunter2' } });
+  const short = await runCli(['-s', fixture('v1.js'), '-p', '0'], { env: { [MASTER_TOKEN_ENV]: 'hunter2' } });
   assert.equal(short.code, 2, short.stderr);
-  assert.equal(short.stderr.trim(), 'liveswap: the control token must be at least 32 characters of visible ASCII (no spaces); --token-file (or $LIVESWAP_TOKEN) gave 7: make one with `openssl rand -base64 32`');
+  assert.equal(short.stderr.trim(), 'liveswap: the control token must be at least 32 characters of visible ASCII (no spaces); --token-file (or $LIVESWAP_MASTER_TOKEN) gave 7: make one with `openssl rand -base64 32`');
 });
 
 test('--hosts and --batch are checked before anything is dialled', async () => {

@@ -18,6 +18,7 @@ import { childPids } from './helpers/proc-tree.js';
 import { runCli, spawnCli, startMaster } from './helpers/processes.js';
 import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 
 test('--upgrade-master --node <another line> under load: 0 failed, 8/8 slow answered, control answering, 0 orphans', async (t) => {
@@ -89,7 +90,12 @@ test('--upgrade-master with a successor that cannot start changes nothing and sa
 test('a second --upgrade-master goes through the keeper: the first pid stays, the replaced master and its workers leave; --watch follows both', async (t) => {
   const other = nodeOfAnotherLine();
   const port = await freePort();
-  const master = await startMaster(fixture('v1.js'), { forks: 2, env: { APP_PORT: String(port) } });
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const master = await startMaster(fixture('v1.js'), {
+    forks: 2,
+    env: { APP_PORT: String(port) },
+    args: ['--metrics-port', String(metricsPort), '--health-port', String(healthPort)],
+  });
   t.after(() => master.stop());
   const load = startLoad(port, { keepAlive: 4, close: 4 });
   const watcher = spawnCli(t, ['--watch', '--json', ...master.via]);
@@ -114,6 +120,9 @@ test('a second --upgrade-master goes through the keeper: the first pid stays, th
   assert.equal(last.keeperPid, master.pid);
   assert.equal(last.masterUpgrades, 2);
   assert.equal(last.nodeVersion, other.version, 'without --node, the successor runs on its predecessor’s Node');
+  // The second handover went through the keeper, the probe and metrics ports with it.
+  assert.equal((await get(healthPort, '/readyz')).status, 200);
+  assert.equal((await get(metricsPort, '/metrics')).status, 200);
   // The replaced master has exited (expectGone counts a zombie as gone); the keeper reaps it when its event loop next turns.
   await waitFor('the keeper to have only the current master as its child', () => childPids(master.pid).join() === String(last.masterPid), {
     timeoutMs: 5_000,
@@ -128,7 +137,7 @@ test('a second --upgrade-master goes through the keeper: the first pid stays, th
   assert.equal((await withDeadline('the watcher to exit on SIGTERM', watcher.exited, 5000)).code, 0);
 });
 
-test('--upgrade-master hands over the metrics and health-probe ports: each probe on a new connection answers, /readyz 200 throughout', async (t) => {
+test('--upgrade-master hands over the metrics and health-probe ports: probes on new and kept-alive connections all answer 200 throughout', async (t) => {
   const [port, metricsPort, healthPort] = [await freePort(), await freePort(), await freePort()];
   const master = await startMaster(fixture('v1.js'), {
     forks: 2,
@@ -138,16 +147,20 @@ test('--upgrade-master hands over the metrics and health-probe ports: each probe
   t.after(() => master.stop());
   const before = await master.client.status();
 
-  // As a kubelet and a scraper do: a new connection each time, every 20 ms, for as long as the upgrade runs (at most 3,000 rounds).
+  // As a kubelet and a scraper do: a new connection each time, every 20 ms, for as long as the upgrade runs (at most 3,000
+  // rounds); and as a load balancer's checker does, on one kept-alive connection.
+  const keptAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => keptAlive.destroy());
   const answers = new Map<string, number>();
   let probing = true;
   const prober = (async () => {
     for (let round = 0; probing && round < 3000; round++) {
-      for (const [what, probePort, path] of [
-        ['readyz', healthPort, '/readyz'],
-        ['metrics', metricsPort, '/metrics'],
+      for (const [what, probePort, path, agent] of [
+        ['readyz', healthPort, '/readyz', false],
+        ['metrics', metricsPort, '/metrics', false],
+        ['readyz kept alive', healthPort, '/readyz', keptAlive],
       ] as const) {
-        const outcome = await get(probePort, path, false, 2000).then(
+        const outcome = await get(probePort, path, agent, 2000).then(
           (reply) => `${what} ${reply.status}`,
           (error: Error) => `${what} failed: ${error.message}`,
         );
@@ -167,7 +180,7 @@ test('--upgrade-master hands over the metrics and health-probe ports: each probe
 
   const after = await master.client.status();
   assert.notEqual(after.masterPid, before.masterPid);
-  assert.deepEqual([...answers.keys()].sort(), ['metrics 200', 'readyz 200'], JSON.stringify(Object.fromEntries(answers)));
+  assert.deepEqual([...answers.keys()].sort(), ['metrics 200', 'readyz 200', 'readyz kept alive 200'], JSON.stringify(Object.fromEntries(answers)));
   assert.ok(answers.get('readyz 200')! >= 40, JSON.stringify(Object.fromEntries(answers)));
   assert.match((await get(metricsPort, '/metrics')).body, /^liveswap_/m);
 });

@@ -5,7 +5,8 @@
  */
 import type { ConnectOptions } from '../client/index.js';
 import type { Spell } from '../common/errors.js';
-import { readTokenFileArgument, readTokenFromStdin, TOKEN_ENV } from '../common/token-file.js';
+import { SUCCESSOR_ENV } from '../common/handover.js';
+import { MASTER_TOKEN_ENV, readTokenFileArgument, readTokenFromStdin } from '../common/token-file.js';
 import { fromHere, type MasterOptions } from '../options.js';
 import type { Args } from './args.js';
 
@@ -36,7 +37,7 @@ const OPTION_OF_FLAG = {
 
 const FLAG_OF_OPTION: Record<string, string> = {
   ...Object.fromEntries(Object.entries(OPTION_OF_FLAG).map(([flag, option]) => [option, `--${flag}`])),
-  token: `--token-file (or $${TOKEN_ENV})`,
+  token: `--token-file (or $${MASTER_TOKEN_ENV})`,
   tls: '--tls-cert and --tls-key',
   clientTls: '--tls or --tls-ca',
 };
@@ -65,14 +66,17 @@ export function masterOptionsOf(args: Args): MasterOptions {
 }
 
 /**
- * The token `-s` was given: --token-file PATH (checked as a client's), else
- * $LIVESWAP_TOKEN over TCP, the variable clients read (a Kubernetes Secret
- * maps to it). The variable is removed here, before any worker or hook is
- * forked: the app never sees the token.
+ * The token `-s` was given: --token-file PATH (checked as a client's token
+ * file), else $LIVESWAP_MASTER_TOKEN over TCP (a Kubernetes Secret maps to
+ * it), surrounding whitespace trimmed. The variable is removed here, before
+ * any worker, hook or successor is started, so it is not in their
+ * environment. A successor master reads neither: it keeps its
+ * predecessor's tokens (handover.ts).
  */
 function masterToken(args: Args): string | undefined {
-  const fromEnv = process.env[TOKEN_ENV];
-  delete process.env[TOKEN_ENV];
+  const fromEnv = process.env[MASTER_TOKEN_ENV]?.trim();
+  delete process.env[MASTER_TOKEN_ENV];
+  if (process.env[SUCCESSOR_ENV] === '1') return undefined;
   if (args['token-file'] !== undefined) return readTokenFileArgument(fromHere(args['token-file']));
   return args.socket === undefined ? fromEnv || undefined : undefined;
 }

@@ -118,7 +118,7 @@ async function runWatch(client: LiveswapClient, json: boolean): Promise<number> 
   const onMasterReplaced = () => {
     if (!onTerminal) process.stderr.write('liveswap: the master was replaced (upgrade-master); following its successor\n');
   };
-  const events = client.watch({ signal: abort.signal, onMasterReplaced });
+  const events = client.watch({ signal: abort.signal, followMaster: true, onMasterReplaced });
   try {
     if (onTerminal) {
       await watchOnTerminal(events, process.stdout, client.endpoint);

@@ -78,9 +78,10 @@ export interface LiveswapClient {
   /**
    * The WatchWorkers stream: a snapshot, then one item per transition. Break
    * out of the loop (or abort) to stop. When --upgrade-master replaces the
-   * master, it goes on with the successor's stream (a new snapshot first),
-   * and calls `onMasterReplaced`; with `followMaster: false` it fails instead
-   * (a LiveswapClientError with `masterReplaced`).
+   * master, it fails with a LiveswapClientError whose `masterReplaced` is
+   * set; with `followMaster: true` it goes on with the successor's stream
+   * instead (a new snapshot first, whose sequence numbers are the
+   * successor's own) and calls `onMasterReplaced`.
    */
   watch(options?: WatchOptions): AsyncGenerator<WatchWorkersResponse, void, undefined>;
   close(): void;
@@ -88,7 +89,7 @@ export interface LiveswapClient {
 
 export interface WatchOptions {
   signal?: AbortSignal;
-  /** Go on with the successor when the master is replaced (default true). */
+  /** Go on with the successor when the master is replaced (default false). */
   followMaster?: boolean;
   onMasterReplaced?: () => void;
 }
@@ -196,7 +197,7 @@ export function connect(options: ConnectOptions = {}): LiveswapClient {
             ),
           ),
     status: () => call(methods.getStatus, {}),
-    async *watch({ signal, followMaster = true, onMasterReplaced } = {}) {
+    async *watch({ signal, followMaster = false, onMasterReplaced } = {}) {
       for (;;) {
         let credential: ReturnType<typeof credentials>;
         try {

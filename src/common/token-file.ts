@@ -25,6 +25,12 @@ import { LiveswapError, Status } from './errors.js';
 
 export const STATE_DIR_ENV = 'LIVESWAP_STATE_DIR';
 export const TOKEN_ENV = 'LIVESWAP_TOKEN';
+/**
+ * The token a master (-s) is given, e.g. from a Kubernetes Secret. Not
+ * TOKEN_ENV, which clients read: a shell that exported a client's token
+ * (perhaps another master's read-only one) must not make it a master's.
+ */
+export const MASTER_TOKEN_ENV = 'LIVESWAP_MASTER_TOKEN';
 
 export function stateDir(explicit?: string): string {
   if (explicit) return path.resolve(explicit);

@@ -266,7 +266,7 @@ export async function startControlServer(
   server.addService(LiveswapServiceService, service.implementation);
   // Loaded here, not at import: the CLI's client commands never pay for them.
   const [{ addHealthService }, { addReflectionService }] = await Promise.all([import('./health.js'), import('./reflection.js')]);
-  const stopHealth = addHealthService(server, master, limits.maxHealthWatches);
+  const health = addHealthService(server, master, limits.maxHealthWatches);
   addReflectionService(server, log);
 
   let target: string;
@@ -316,7 +316,7 @@ export async function startControlServer(
       }
     }
   } catch (error) {
-    stopHealth();
+    health.stop();
     throw error;
   }
   const protection =
@@ -332,7 +332,7 @@ export async function startControlServer(
   let handedOver = false;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
-      stopHealth();
+      health.stop();
       refusals.close();
       if (!handedOver) {
         for (const file of tokenFiles) removeTokenFile(file, tokens!.full);

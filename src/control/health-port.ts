@@ -43,10 +43,11 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A client that connects and sends nothing is dropped after this long. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 
-function answer(master: Master, req: http.IncomingMessage, res: http.ServerResponse): void {
+/** `handedOver`: a successor master took the port over; this one answers for it until the connection closes. */
+function answer(master: Master, handedOver: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
   const path = (req.url ?? '/').split('?')[0];
   const text = (status: number, body: string): void => {
-    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...(handedOver && { Connection: 'close' }) });
     res.end(req.method === 'HEAD' ? undefined : `${body}\n`);
   };
   if (path !== '/livez' && path !== '/readyz') return text(404, `not found: ${HEALTH_PATHS.join(' and ')} are served here`);
@@ -55,16 +56,17 @@ function answer(master: Master, req: http.IncomingMessage, res: http.ServerRespo
     return text(405, 'use GET');
   }
   if (path === '/livez') return text(200, 'ok: the master is running');
-  const { ready, reason } = readiness(master);
+  const { ready, reason } = handedOver ? { ready: true, reason: 'a successor master serves' } : readiness(master);
   return text(ready ? 200 : 503, `${ready ? 'ready' : 'not ready'}: ${reason}`);
 }
 
 export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger, inheritedFd?: number): Promise<HealthServer> {
   const grpcServer = new GrpcServer();
   // Open to anyone who reaches the port: the same cap on watches as the control port's.
-  const stopFollowing = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
+  const health = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
-  const httpServer = http.createServer((req, res) => answer(master, req, res));
+  let accepting = true;
+  const httpServer = http.createServer((req, res) => answer(master, !accepting, req, res));
   httpServer.keepAliveTimeout = 5000;
 
   const sockets = new Set<net.Socket>();
@@ -93,7 +95,7 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
   try {
     endpoint = await listenOn(tcp, where, 'health probes', inheritedFd);
   } catch (error) {
-    stopFollowing();
+    health.stop();
     injector.destroy();
     throw error;
   }
@@ -101,12 +103,20 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
 
   // 'close': not listening, and no connection left.
   const closed = new Promise<void>((resolve) => tcp.once('close', () => resolve()));
-  let accepting = true;
+  /**
+   * Handed over: a probe on a connection already open here (or accepted just
+   * before) is answered as the successor would answer it (ready, SERVING),
+   * and sent on its way: HTTP/1.1 with Connection: close (an idle keep-alive
+   * connection closes at its next probe or its keep-alive timeout, never under
+   * a request about to arrive), HTTP/2 with GOAWAY (grpc-js's graceful
+   * shutdown; an open Watch goes on until close()).
+   */
   const stopAccepting = () => {
     if (!accepting) return;
     accepting = false;
     tcp.close();
-    httpServer.closeIdleConnections();
+    health.handOver();
+    grpcServer.tryShutdown(() => {});
   };
   let closing: Promise<void> | undefined;
   return {
@@ -116,8 +126,8 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
     stopAccepting,
     close() {
       closing ??= (() => {
-        stopFollowing();
         stopAccepting();
+        health.stop();
         httpServer.closeAllConnections();
         injector.destroy();
         grpcServer.forceShutdown();

@@ -28,12 +28,23 @@ export function servingStatus(master: Master): ServingStatus {
   return readiness(master).ready ? 'SERVING' : 'NOT_SERVING';
 }
 
-/** Adds the health service; returns a function that stops following the master. */
-export function addHealthService(server: Server, master: Master, maxWatches: number): () => void {
+export interface HealthFollower {
+  /** Stops following the master (the status stays as it is). */
+  stop(): void;
+  /**
+   * A successor master serves from here: SERVING, for as long as this
+   * (draining) master still answers a probe on an open connection.
+   */
+  handOver(): void;
+}
+
+/** Adds the health service, following the master's readiness. */
+export function addHealthService(server: Server, master: Master, maxWatches: number): HealthFollower {
   const health = new HealthImplementation();
   let last: ServingStatus | undefined;
+  let handedOver = false;
   const update = () => {
-    const now = servingStatus(master);
+    const now: ServingStatus = handedOver ? 'SERVING' : servingStatus(master);
     if (now === last) return;
     last = now;
     health.setStatus('', now);
@@ -47,10 +58,18 @@ export function addHealthService(server: Server, master: Master, maxWatches: num
   master.on('transition', update);
   master.on('idle', update);
   const timer = setInterval(update, RECHECK_MS).unref();
-  return () => {
+  const stop = () => {
     master.off('transition', update);
     master.off('idle', update);
     clearInterval(timer);
+  };
+  return {
+    stop,
+    handOver() {
+      handedOver = true;
+      update();
+      stop();
+    },
   };
 }
 

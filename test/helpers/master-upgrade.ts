@@ -54,8 +54,7 @@ export async function masterUpgradeUnderLoad(t: { after(fn: () => Promise<void>)
   const watcher = connect({ port: master.port });
   const watched = (async (): Promise<LiveswapClientError | string> => {
     try {
-      // The stream's own end, as a client in another language sees it (watch() would go on with the successor).
-      for await (const item of watcher.watch({ followMaster: false })) void item;
+      for await (const item of watcher.watch()) void item;
       return 'ended without a status';
     } catch (error) {
       return error as LiveswapClientError;
