@@ -25,6 +25,8 @@ test('a hostile worker: its escapes reach no terminal and no log line, its 2 MB 
   const master = await startMaster(fixture('v1.js'), { forks: 1, env: { APP_PORT: String(appPort) } });
   t.after(() => master.stop());
   const watch = spawnCli(t, ['--watch', ...master.via]);
+  // Watching before the upgrade: a crashed worker is in no later snapshot, only in the transitions a stream saw.
+  await waitFor('--watch to print its snapshot', () => /worker\(s\), generation 1/.test(watch.stdout()));
 
   // The upgrade rolls back (the new worker crashes within the stability window); its error line names the reason.
   const upgrade = await runCli(['-u', fixture('hostile-output.js'), ...master.via]);
