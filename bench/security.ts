@@ -13,7 +13,8 @@
  *   reflection, no token   one connection that reads nothing, BENCH_REFLECTION_MESSAGES
  *                          (default 1,000,000) reflection requests
  *   reflection, read-only  the same with the read-only token (a monitoring credential)
- *   health watches         BENCH_HEALTH_WATCHES (default 20,000) Health.Watch streams over 4 connections
+ *   health watches         BENCH_HEALTH_WATCHES (default 20,000) Health.Watch streams over
+ *                          BENCH_HEALTH_CONNECTIONS (default 4) connections
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,7 @@ import fs from 'node:fs';
 
 const MESSAGES = Number(process.env.BENCH_REFLECTION_MESSAGES ?? 1_000_000);
 const WATCHES = Number(process.env.BENCH_HEALTH_WATCHES ?? 20_000);
+const CONNECTIONS = Number(process.env.BENCH_HEALTH_CONNECTIONS ?? 4);
 const CLI = process.env.BENCH_CLI;
 
 const afters: (() => Promise<void>)[] = [];
@@ -54,7 +56,7 @@ async function run(name: string, mode: string, args: (string | number)[], doneEv
 async function main() {
   const rows = [await run('reflection flood, no token', 'reflection-flood', [MESSAGES], 'flooded')];
   if (!CLI) rows.push(await run('reflection flood, read-only token', 'reflection-flood', [MESSAGES], 'flooded', true));
-  rows.push(await run(`${WATCHES} health watches, 4 connections`, 'health-watch', [WATCHES, 4], 'watches'));
+  rows.push(await run(`${WATCHES} health watches, ${CONNECTIONS} connections`, 'health-watch', [WATCHES, CONNECTIONS], 'watches'));
   console.log(`liveswap control port under attack (${CLI ? `build ${CLI}` : 'this build'}; Node ${process.version})\n`);
   console.log(table(rows));
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');

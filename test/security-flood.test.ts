@@ -18,7 +18,7 @@
  * The watch flood uses the issue's 4 connections. Over 20, the master could
  * hold up to 20,000 streams in flight at once (1,000 per connection), refused
  * or not: with this heap it ended out of memory once in CI, capped (and
- * always uncapped). No cap on connections yet (docs/security.md).
+ * always uncapped). The number of connections is capped (security-connections).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -24,6 +24,8 @@ import path from 'node:path';
 import { ensureStateDir, removeTokenFile, stateDir, tokenFilePaths, writeTokenFile } from '../common/token-file.js';
 import { generateToken, tokenInterceptor, type Tokens } from './auth.js';
 import { CONTROL_LIMITS, serverOptions, type ControlLimits } from './limits.js';
+import { capConnections } from './connection-cap.js';
+import { listenerHandleOf } from './listen.js';
 import { RefusalLog } from './refusal-log.js';
 import { bindFailureReason, invalidArgument, LiveswapError, Status } from '../common/errors.js';
 import { hostPort } from '../common/address.js';
@@ -214,6 +216,12 @@ async function bindTcp(server: Server, address: string, port: number, credential
   }
 }
 
+/** The servers grpc-js bound for `server` (two for localhost), from its private map: it has no public way to reach them. */
+function grpcListeners(server: Server): net.Server[] {
+  const bound = (server as unknown as { http2Servers?: Map<net.Server, unknown> }).http2Servers;
+  return bound ? [...bound.keys()] : [];
+}
+
 function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
@@ -319,6 +327,10 @@ export async function startControlServer(
     health.stop();
     throw error;
   }
+  const listeners = ownListener ? [ownListener] : grpcListeners(server);
+  // grpc-js has no option for it: a grpc-js that keeps its servers elsewhere fails test/security-connections.
+  if (listeners.length === 0) log.warn('cannot cap the control port\'s connections: grpc-js keeps its servers somewhere this liveswap does not know');
+  for (const listener of listeners) capConnections(listener, limits.maxConnections, 'control port', refusals);
   const protection =
     'socket' in endpoint
       ? 'unix socket mode 0600'
@@ -356,11 +368,8 @@ export async function startControlServer(
     tokens,
     readOnlyTokenFiles,
     listenerHandle() {
-      if (ownListener) return (ownListener as unknown as { _handle: ListenHandle | null })._handle ?? undefined;
-      // grpc-js keeps the servers it bound in a private map; the listening one is ours.
-      const bound = (server as unknown as { http2Servers?: Map<net.Server, unknown> }).http2Servers;
-      const listening = bound && [...bound.keys()].find((s) => s.listening);
-      return (listening as unknown as { _handle?: ListenHandle | null } | undefined)?._handle ?? undefined;
+      const listening = ownListener ?? grpcListeners(server).find((s) => s.listening);
+      return listening && listenerHandleOf(listening);
     },
     handOver() {
       handedOver = true;

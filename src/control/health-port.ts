@@ -17,7 +17,9 @@ import type { Master } from '../supervisor/master.js';
 import { addHealthService, readiness } from './health.js';
 import { listenerHandleOf, listenOn } from './listen.js';
 import type { ListenHandle } from '../supervisor/listeners.js';
-import { CONTROL_LIMITS } from './limits.js';
+import { CONTROL_LIMITS, serverOptions } from './limits.js';
+import { capConnections } from './connection-cap.js';
+import { RefusalLog } from './refusal-log.js';
 
 export interface HealthEndpoint {
   address: string;
@@ -61,7 +63,8 @@ function answer(master: Master, handedOver: boolean, req: http.IncomingMessage, 
 }
 
 export async function startHealthServer(master: Master, where: HealthEndpoint, log: Logger, inheritedFd?: number): Promise<HealthServer> {
-  const grpcServer = new GrpcServer();
+  // The control port's limits: idle and old connections closed, streams and session memory capped.
+  const grpcServer = new GrpcServer(serverOptions(CONTROL_LIMITS));
   // Open to anyone who reaches the port: the same cap on watches as the control port's.
   const health = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
@@ -91,11 +94,14 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
     socket.on('readable', onReadable);
   };
   const tcp = net.createServer(dispatch);
+  const refusals = new RefusalLog(log);
+  capConnections(tcp, CONTROL_LIMITS.maxConnections, 'health port', refusals);
   let endpoint: string;
   try {
     endpoint = await listenOn(tcp, where, 'health probes', inheritedFd);
   } catch (error) {
     health.stop();
+    refusals.close();
     injector.destroy();
     throw error;
   }
@@ -128,6 +134,7 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
       closing ??= (() => {
         stopAccepting();
         health.stop();
+        refusals.close();
         httpServer.closeAllConnections();
         injector.destroy();
         grpcServer.forceShutdown();

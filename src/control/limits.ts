@@ -22,6 +22,8 @@ export interface ControlLimits {
   maxConnectionAgeMs: number;
   /** Health.Watch streams open at once, over all connections; more get RESOURCE_EXHAUSTED. */
   maxHealthWatches: number;
+  /** Connections open at once on one of the master's ports (control, health, metrics); more are closed as they come (connection-cap.ts). */
+  maxConnections: number;
 }
 
 export const CONTROL_LIMITS: ControlLimits = {
@@ -33,6 +35,10 @@ export const CONTROL_LIMITS: ControlLimits = {
   maxConnectionIdleMs: 5 * 60_000,
   maxConnectionAgeMs: 30 * 60_000,
   maxHealthWatches: 64,
+  // A CLI command holds one connection while it runs, a grpc-js process one per master, a prober or
+  // scraper one: 256 leaves room for a fleet's tooling, and costs at most 256 descriptors and, idle,
+  // about 6 MiB (5,000 idle HTTP/2 connections added 112 MiB of RSS).
+  maxConnections: 256,
 };
 
 /** The grpc-js server options that enforce `limits`. */

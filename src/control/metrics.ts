@@ -14,6 +14,9 @@ import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { listenerHandleOf, listenOn } from './listen.js';
+import { capConnections } from './connection-cap.js';
+import { CONTROL_LIMITS } from './limits.js';
+import { RefusalLog } from './refusal-log.js';
 import type { ListenHandle } from '../supervisor/listeners.js';
 import { ORIGINS } from '../common/origin.js';
 import type { BroadcastResult, Master, UpgradeReport } from '../supervisor/master.js';
@@ -226,8 +229,13 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
   });
   // A scraper keeps its connection alive between scrapes; that must not hold up the master's exit.
   server.keepAliveTimeout = 5000;
+  const refusals = new RefusalLog(log);
+  capConnections(server, CONTROL_LIMITS.maxConnections, 'metrics port', refusals);
 
-  const endpoint = await listenOn(server, where, 'metrics', inheritedFd);
+  const endpoint = await listenOn(server, where, 'metrics', inheritedFd).catch((error: unknown) => {
+    refusals.close();
+    throw error;
+  });
   const url = `http://${endpoint}/metrics`;
   log.info(`metrics on ${url}`);
 
@@ -246,6 +254,7 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
     stopAccepting,
     close() {
       stopAccepting();
+      refusals.close();
       server.closeAllConnections();
       return closed;
     },

@@ -11,6 +11,11 @@
  *       then a new one, until MESSAGES requests have been written.
  *   node attacker.js health-watch PORT STREAMS CONNECTIONS
  *       STREAMS Health.Watch calls spread over CONNECTIONS connections.
+ *   node attacker.js connections PORT COUNT PROTOCOL
+ *       COUNT connections opened and held, each sending the first bytes of
+ *       PROTOCOL (h2: the HTTP/2 preface and SETTINGS; http1: half a
+ *       request line) and nothing more. Reports how many the master
+ *       accepted and how many it closed.
  *   node attacker.js hold PORT [TOKEN]
  *       one connection; with TOKEN a WatchWorkers stream on it. Reports the
  *       GOAWAY, every message of the stream, and the connection's end.
@@ -19,6 +24,7 @@
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { isAlive, waitFor } from './wait.js';
 
@@ -142,6 +148,34 @@ async function healthWatch(port: number, total: number, connections: number): Pr
   report('watches', { answered, refused, ended, total });
 }
 
+const HTTP2_OPENING = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+const HTTP1_OPENING = Buffer.from('GET /livez HTTP/1.1\r\n');
+
+async function connections(port: number, count: number, protocol: string): Promise<void> {
+  const opening = protocol === 'h2' ? HTTP2_OPENING : HTTP1_OPENING;
+  let connected = 0;
+  let closed = 0;
+  for (let i = 0; i < count; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('connect', () => {
+      connected++;
+      socket.write(opening);
+    });
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    socket.on('close', () => closed++);
+    // A few at a time: the listen backlog is not what is measured.
+    if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  // What the master kept, as it changes (it closes those past its cap right after accepting them).
+  let last = '';
+  setInterval(() => {
+    const now = JSON.stringify({ connected, closed });
+    if (now !== last) report('connections', { connected, closed, open: connected - closed });
+    last = now;
+  }, 50);
+}
+
 async function hold(port: number, token?: string): Promise<void> {
   const s = session(port);
   await new Promise((resolve) => s.once('connect', resolve));
@@ -162,7 +196,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       ? reflectionFlood(Number(port), Number(a), b)
       : mode === 'health-watch'
         ? healthWatch(Number(port), Number(a), Number(b))
-        : mode === 'hold'
+        : mode === 'connections'
+          ? connections(Number(port), Number(a), b ?? 'h2')
+          : mode === 'hold'
           ? hold(Number(port), a)
           : Promise.reject(new Error(`unknown mode ${mode}`));
   run.then(
