@@ -1,6 +1,6 @@
 /**
  * Acceptance: WebSockets. liveswap leaves upgraded sockets to the app, so the
- * README gives each library a drain recipe (test/fixtures/apps/{ws,socket.io}
+ * docs/upgrade.md gives each library a drain recipe (test/fixtures/apps/{ws,socket.io}
  * carry the very lines it shows). With the recipe, clients move to the new
  * workers without one abnormal close (1006); without it they stay on the old
  * code until the drain timeout, then end with 1006, and the Upgrade and
@@ -28,7 +28,7 @@ const RECIPES = [
 ];
 
 for (const { app, fleet, closeCode } of RECIPES) {
-  test(`${app} with the README's recipe: ${CLIENTS} clients move to v2 with no 1006 close`, async (t) => {
+  test(`${app} with the recipe of docs/upgrade.md: ${CLIENTS} clients move to v2 with no 1006 close`, async (t) => {
     const run = await upgradeUnderLoad(t, {
       v1: fixture(`apps/${app}/v1.js`),
       v2: fixture(`apps/${app}/v2.js`),
@@ -80,13 +80,13 @@ function recipeLines(file: string): string {
   return block.map((line) => line.slice(indent)).join('\n');
 }
 
-test('the README shows the recipes the tests run', () => {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+test('docs/upgrade.md shows the recipes the tests run', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'docs', 'upgrade.md'), 'utf8');
   for (const app of ['ws', 'socket.io']) {
     const recipe = recipeLines(fixture(`apps/${app}/app.js`));
     assert.ok(recipe.length > 0, `${app}: no recipe block in the fixture`);
-    assert.ok(readme.includes(recipe), `README.md does not show the ${app} recipe as the fixture has it:\n${recipe}`);
+    assert.ok(readme.includes(recipe), `docs/upgrade.md does not show the ${app} recipe as the fixture has it:\n${recipe}`);
   }
   assert.deepEqual(SOCKET_IO_CLIENT_OPTIONS, { transports: ['websocket'], reconnectionDelay: 250 });
-  assert.ok(readme.includes("io(url, { transports: ['websocket'], reconnectionDelay: 250 })"), 'README.md shows the socket.io client options the test uses');
+  assert.ok(readme.includes("io(url, { transports: ['websocket'], reconnectionDelay: 250 })"), 'docs/upgrade.md shows the socket.io client options the test uses');
 });

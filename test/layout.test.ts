@@ -1,5 +1,5 @@
 /**
- * The layout is the architecture (README "Layout"): what may import what, read
+ * The layout is the architecture (CONTRIBUTING.md, "Layout"): what may import what, read
  * from the sources.
  * What a running client loads is lean-client.test.ts's: this file checks the
  * sources. A client never loads the master: src/run.ts, and through it

@@ -129,7 +129,7 @@ export function answersSentAfter<L extends Load>(load: L, returnedAt: number): P
   return waitFor('200 requests sent after the upgrade returned', () => load.peek().filter((r) => r.sentAt > returnedAt).length >= 200);
 }
 
-/** The figures of one run, for the test's diagnostics and the README's table. */
+/** The figures of one run, for the test's diagnostics and the table in docs/upgrade.md. */
 function figures(run: Run<unknown>): string {
   const slowest = Math.max(...run.slow.map((s) => s.answeredAt));
   return (

@@ -104,7 +104,7 @@ export function wsFleet(port: number, count: number): SocketFleet {
 }
 
 /**
- * The socket.io client options of the README's recipe: the WebSocket
+ * The socket.io client options of the recipe in docs/upgrade.md: the WebSocket
  * transport only, and a reconnection delay of 250 ms ± 50% instead of the
  * default 1 s ± 50%, so that clients are back within 1 s of the drain.
  */
