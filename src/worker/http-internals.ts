@@ -75,6 +75,17 @@ export function httpInternals(): HttpInternalsReport {
   return (report ??= probe());
 }
 
+/**
+ * Runs the probe without keeping its verdict: a spare does it ahead of time
+ * (warm-up.ts) so that the real probe, at the app's first listen, runs on
+ * code that is already compiled. The verdict itself must come from then: the
+ * app may change what the probe sees (test/fixtures/hidden-http-internals.js
+ * plays a Node without one of them that way).
+ */
+export function warmHttpInternals(): void {
+  probe();
+}
+
 function probe(): HttpInternalsReport {
   const found = new Set<Internal>();
   let failure: string | undefined;

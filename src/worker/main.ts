@@ -21,6 +21,7 @@ import { drain, trackServers } from './drain.js';
 import { installIpcBridge } from './ipc-bridge.js';
 import { listenOnInheritedSockets } from './inherited-listeners.js';
 import { exitWhenMasterGone } from './orphan-guard.js';
+import { warmUp } from './warm-up.js';
 
 const isSpare = process.env[WorkerEnv.spare] === '1';
 if (!isSpare && !process.env[WorkerEnv.target]) {
@@ -67,6 +68,7 @@ trackServers();
 listenOnInheritedSockets();
 
 if (isSpare) {
+  warmUp();
   process.on('message', awaitRun);
   process.send!({ liveswap: 'spare' });
 } else {
