@@ -53,7 +53,7 @@ const result = await esbuild.build({
   metafile: true,
 });
 
-// The client speaks gRPC over node:http2 (src/client/transport.ts); grpc-js's
+// The client speaks gRPC and HTTP/2 itself (src/client/transport.ts, src/client/http2/); grpc-js's
 // client would double the time a command takes. Only its status constants may come in.
 const grpcJs = Object.keys(result.metafile.inputs).filter((file) => file.includes('@grpc/') && !file.endsWith('@grpc/grpc-js/build/src/constants.js'));
 if (grpcJs.length > 0) {

@@ -1,23 +1,26 @@
 /**
- * gRPC over node:http2, for a client of one master: unary calls and server
+ * gRPC over HTTP/2 (./http2/), for a client of one master: unary calls and server
  * streams, with deadlines, cancellation and the status, message and trailers
  * of every outcome.
  *
  * Why not grpc-js's client: its channel (name resolution, load balancing,
  * retries, channelz: some 50 modules and 560 KB) takes longer to load than
  * Node takes to start, and a `liveswap` command makes one or two calls to one
- * address. Speaking the protocol directly keeps a client command at the speed
- * of a shell command (bench/cli.ts). The master serves with grpc-js, and
- * grpc-js's own client keeps working against it (test/proto-contract.test.ts,
+ * address. Why not node:http2 either: see http2/session.ts. Speaking the
+ * protocol directly keeps a client command at the speed of a shell command
+ * (bench/cli.ts). The master serves with grpc-js, and grpc-js's own client
+ * keeps working against it (test/proto-contract.test.ts,
  * test/helpers/grpc-js-stub.ts), as does any other language's.
  *
  * The wire format: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
  */
-import http2 from 'node:http2';
-import net from 'node:net';
 import { Status } from '../common/status.js';
 import { hostPort } from '../common/address.js';
 import type { ControlEndpoint } from '../common/endpoint.js';
+import { ErrorCode } from './http2/frames.js';
+import { Http2Session, type Headers, type StreamEnd } from './http2/session.js';
+
+export type { Headers } from './http2/session.js';
 
 /** What the generated definition says of a method (ts-proto's generic definitions). */
 export interface MethodDefinition<Req, Res> {
@@ -48,7 +51,7 @@ export class CallError extends Error {
   constructor(
     readonly code: Status,
     readonly details: string,
-    readonly trailers: http2.IncomingHttpHeaders = {},
+    readonly trailers: Headers = {},
     /** Set when no connection could be made or kept: details is the socket's or TLS's error. */
     readonly connectionFailed = false,
   ) {
@@ -92,11 +95,10 @@ function statusOfHttp(httpStatus: number): Status {
 
 /** How a stream reset by the peer ends (the spec's RST_STREAM mapping). */
 function statusOfReset(code: number): Status {
-  const c = http2.constants;
-  if (code === c.NGHTTP2_REFUSED_STREAM) return Status.UNAVAILABLE;
-  if (code === c.NGHTTP2_CANCEL) return Status.CANCELLED;
-  if (code === c.NGHTTP2_ENHANCE_YOUR_CALM) return Status.RESOURCE_EXHAUSTED;
-  if (code === c.NGHTTP2_INADEQUATE_SECURITY) return Status.PERMISSION_DENIED;
+  if (code === ErrorCode.REFUSED_STREAM) return Status.UNAVAILABLE;
+  if (code === ErrorCode.CANCEL) return Status.CANCELLED;
+  if (code === ErrorCode.ENHANCE_YOUR_CALM) return Status.RESOURCE_EXHAUSTED;
+  if (code === ErrorCode.INADEQUATE_SECURITY) return Status.PERMISSION_DENIED;
   return Status.INTERNAL;
 }
 
@@ -155,12 +157,8 @@ interface CallHandlers {
 
 /** One HTTP/2 connection to a master, opened on the first call and again after it is lost; ref'd only while calls run. */
 export class Transport {
-  private session: http2.ClientHttp2Session | undefined;
+  private session: Http2Session | undefined;
   private active = 0;
-  /** Sessions whose peer sent its HTTP/2 SETTINGS: set-up done, the peer speaks HTTP/2. */
-  private readonly spokeHttp2 = new WeakSet<http2.ClientHttp2Session>();
-  /** A session's first error (the connection failed), which each call on it reports when its stream closes. */
-  private readonly sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
 
   constructor(
     private readonly where: ControlEndpoint,
@@ -226,35 +224,32 @@ export class Transport {
     this.session = undefined;
   }
 
-  private connect(): http2.ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+  private connect(): Http2Session {
+    if (this.session?.usable) return this.session;
     const where = this.where;
-    let session: http2.ClientHttp2Session;
+    let session: Http2Session;
     if ('socket' in where) {
-      session = http2.connect('http://localhost', { createConnection: () => net.connect(where.socket) });
+      session = new Http2Session({ socket: where.socket });
     } else if (this.tls) {
       const { ca, cert, key, serverName } = this.tls;
-      session = http2.connect(`https://${hostPort(where.address, where.port)}`, {
-        ...(ca && { ca }),
-        ...(cert && { cert }),
-        ...(key && { key }),
-        ...(serverName && { servername: serverName }),
+      session = new Http2Session({
+        host: where.address,
+        port: where.port,
+        tls: {
+          ...(ca && { ca }),
+          ...(cert && { cert }),
+          ...(key && { key }),
+          // Without a name given, tls checks the certificate against the address dialled.
+          ...(serverName && { servername: serverName }),
+        },
       });
     } else {
-      session = http2.connect(`http://${hostPort(where.address, where.port)}`);
+      session = new Http2Session({ host: where.address, port: where.port });
     }
-    // Every call on it hears of a failure through its stream (see start); a
-    // session that is going away takes no new calls.
-    // One listener per session, not per call: a client with more than ten calls in flight would have Node warn of a leak.
-    session.on('error', (error) => {
-      if (!this.sessionErrors.has(session)) this.sessionErrors.set(session, error);
-    });
-    session.once('remoteSettings', () => this.spokeHttp2.add(session));
-    const forget = () => {
+    // A session that is going away takes no new calls: the next one opens another.
+    session.onGone = () => {
       if (this.session === session) this.session = undefined;
     };
-    session.on('goaway', forget);
-    session.on('close', forget);
     session.unref();
     this.session = session;
     return session;
@@ -262,7 +257,7 @@ export class Transport {
 
   private start<Req, Res>(method: MethodDefinition<Req, Res>, request: Req, options: CallOptions, handlers: CallHandlers) {
     let finished = false;
-    let stream: http2.ClientHttp2Stream | undefined;
+    let stream: { pause(): void; resume(): void; cancel(): void } | undefined;
     let timer: NodeJS.Timeout | undefined;
     const finish = (error: CallError | null) => {
       if (finished) return;
@@ -270,7 +265,8 @@ export class Transport {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', cancel);
       if (--this.active === 0) this.session?.unref();
-      if (error && stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      // A stream still open is reset (CANCEL); one that has ended ignores this.
+      if (error) stream?.cancel();
       handlers.end(error);
     };
     const cancel = () => finish(new CallError(Status.CANCELLED, 'cancelled by the client'));
@@ -284,33 +280,30 @@ export class Transport {
     if (options.deadlineMs !== undefined) {
       timer = setTimeout(() => finish(new CallError(Status.DEADLINE_EXCEEDED, 'deadline exceeded')), options.deadlineMs);
     }
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': `/${this.path}/${method.name}`,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      ...(options.deadlineMs !== undefined && { 'grpc-timeout': `${Math.max(1, Math.ceil(options.deadlineMs))}m` }),
-      ...options.headers,
-    };
+    const headers: [string, string][] = [
+      [':method', 'POST'],
+      [':scheme', this.tls ? 'https' : 'http'],
+      [':path', `/${this.path}/${method.name}`],
+      [':authority', 'socket' in this.where ? 'localhost' : hostPort(this.where.address, this.where.port)],
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+      ...(options.deadlineMs !== undefined ? [['grpc-timeout', `${Math.max(1, Math.ceil(options.deadlineMs))}m`] as [string, string]] : []),
+      ...Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value] as [string, string]),
+    ];
     const body = frame(method.requestType.encode(request).finish());
 
     /** One try on the current connection; `retry` once more on a new one if the master refused the stream unread. */
     const attempt = (retry: boolean) => {
       const session = this.connect();
       session.ref();
-      try {
-        stream = session.request(headers);
-      } catch (error) {
-        // The session closed between connect() and here.
-        finish(new CallError(Status.UNAVAILABLE, (error as Error).message, {}, true));
-        return;
-      }
       const reader = new MessageReader();
-      let responseHeaders: http2.IncomingHttpHeaders | undefined;
-      let trailers: http2.IncomingHttpHeaders | undefined;
-      let streamError: (Error & { cause?: Error; code?: string }) | undefined;
-      const call = stream;
-      call.on('response', (received) => {
+      let responseHeaders: Headers | undefined;
+      let trailers: Headers | undefined;
+      const onHeaders = (received: Headers, endStream: boolean) => {
+        if (responseHeaders && endStream) {
+          trailers = received;
+          return;
+        }
         responseHeaders = received;
         const httpStatus = Number(received[':status']);
         if (httpStatus !== 200 && received['grpc-status'] === undefined) {
@@ -318,49 +311,51 @@ export class Transport {
         } else if (!String(received['content-type'] ?? '').startsWith('application/grpc')) {
           finish(new CallError(Status.UNKNOWN, `something else is listening there: it answered ${received['content-type'] ?? 'no content type'}, not gRPC`, received));
         }
-      });
-      call.on('data', (chunk: Buffer) => {
+      };
+      const onData = (chunk: Buffer) => {
         if (finished) return;
         try {
           for (const message of reader.push(chunk)) handlers.message(message);
         } catch (error) {
           finish(error instanceof CallError ? error : new CallError(Status.INTERNAL, `cannot decode the master's reply: ${(error as Error).message}`));
         }
-      });
-      call.on('trailers', (received) => (trailers = received));
-      call.on('error', (error) => (streamError ??= error)); // Read at 'close'.
-      call.on('close', () => {
+      };
+      const onClose = (end: StreamEnd) => {
         if (finished) return;
         // Trailers, or a trailers-only reply (the status in the headers).
         const final = trailers ?? (responseHeaders?.['grpc-status'] !== undefined ? responseHeaders : undefined);
-        const rstCode = call.rstCode ?? 0;
-        // The connection failed (refused, no socket, TLS: Node cancels the stream, the cause attached;
-        // not HTTP/2 at all: a protocol error), as opposed to this one stream reset (ERR_HTTP2_STREAM_ERROR).
-        const connectionError =
-          this.sessionErrors.get(session) ?? streamError?.cause ?? (!responseHeaders && streamError?.code !== 'ERR_HTTP2_STREAM_ERROR' ? streamError : undefined);
-        if (final) {
+        if (final && end.kind === 'ended') {
           const code = Number(final['grpc-status']) as Status;
           if (code !== Status.OK) finish(new CallError(code, decodeMessageText(final['grpc-message']), final));
           else if (reader.pending) finish(new CallError(Status.INTERNAL, "the master's reply ended in the middle of a message"));
           else finish(null);
-        } else if (rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && !responseHeaders && retry) {
+        } else if ((end.kind === 'refused' || (end.kind === 'reset' && end.code === ErrorCode.REFUSED_STREAM)) && !responseHeaders && retry) {
           // Refused unread (a master going away sends GOAWAY): safe to send again, on a new connection.
           if (this.session === session) this.session = undefined;
+          session.close();
           attempt(false);
-        } else if (connectionError) {
-          finish(new CallError(Status.UNAVAILABLE, connectionError.message, {}, true));
-        } else if (!responseHeaders && !this.spokeHttp2.has(session)) {
+        } else if (end.kind === 'refused') {
+          finish(new CallError(Status.UNAVAILABLE, 'the master went away before taking the call'));
+        } else if (end.kind === 'lost' && end.error) {
+          // The connection failed: refused, no socket, TLS, or not HTTP/2 at all (a protocol error).
+          finish(new CallError(Status.UNAVAILABLE, end.error.message, {}, true));
+        } else if (end.kind === 'lost' && !end.setUp) {
           // Closed before the peer's HTTP/2 SETTINGS: a set-up that failed (plain text to a TLS master, a certificate refused).
           finish(new CallError(Status.UNAVAILABLE, 'the connection closed during set-up', {}, true));
-        } else if (session.closed || session.destroyed) {
+        } else if (end.kind === 'lost') {
           finish(new CallError(Status.UNAVAILABLE, 'connection dropped'));
-        } else if (rstCode !== 0 && rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-          finish(new CallError(statusOfReset(rstCode), `the master reset the call (HTTP/2 error ${rstCode})`));
+        } else if (end.kind === 'reset' && end.code !== ErrorCode.NO_ERROR) {
+          finish(new CallError(statusOfReset(end.code), `the master reset the call (HTTP/2 error ${end.code})`));
         } else {
           finish(new CallError(Status.UNAVAILABLE, 'the master ended the call without a status'));
         }
-      });
-      call.end(body);
+      };
+      try {
+        stream = session.request(headers, body, { headers: onHeaders, data: onData, close: onClose });
+      } catch (error) {
+        // The session closed between connect() and here.
+        finish(new CallError(Status.UNAVAILABLE, (error as Error).message, {}, true));
+      }
     };
     attempt(true);
     return control;
