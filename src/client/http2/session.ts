@@ -272,7 +272,7 @@ export class Http2Session {
       this.waiting.splice(this.waiting.indexOf(stream), 1);
       return;
     }
-    this.write(encodeFrame(FrameType.RST_STREAM, 0, stream.id, uint32(ErrorCode.CANCEL)));
+    this.write(rstStream(stream.id, ErrorCode.CANCEL));
     this.forget(stream);
   }
 
@@ -293,7 +293,7 @@ export class Http2Session {
     stream.closed = true;
     if (stream.id === 0) return;
     // The peer answered before the request was all sent: tell it the rest will not come.
-    if (end.kind === 'ended' && !stream.endSent) this.write(encodeFrame(FrameType.RST_STREAM, 0, stream.id, uint32(ErrorCode.CANCEL)));
+    if (end.kind === 'ended' && !stream.endSent) this.write(rstStream(stream.id, ErrorCode.CANCEL));
     this.forget(stream);
   }
 
@@ -305,7 +305,7 @@ export class Http2Session {
 
   private endIfIdle(): void {
     if ((this.closing || this.goingAway) && this.streams.size === 0 && this.waiting.length === 0 && !this.closed && !this.socket.writableEnded) {
-      this.write(encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.concat([uint32(0), uint32(ErrorCode.NO_ERROR)])));
+      this.write(goaway(ErrorCode.NO_ERROR));
       this.socket.end();
       // Nothing more is wanted from the peer: a process need not wait for it to close its side.
       this.socket.unref();
@@ -455,7 +455,7 @@ export class Http2Session {
     if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
       // A stream error: that stream is reset, the connection goes on (RFC 9113, 6.9).
       const code = increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR;
-      this.write(encodeFrame(FrameType.RST_STREAM, 0, stream.id, uint32(code)));
+      this.write(rstStream(stream.id, code));
       stream.endSent = true;
       return this.endStream(stream, { kind: 'reset', code });
     }
@@ -514,7 +514,7 @@ export class Http2Session {
   /** A connection error: tell the peer why, and close. */
   private fail(error: ProtocolError): void {
     this.error ??= error;
-    this.write(encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.concat([uint32(0), uint32(error.code)])));
+    this.write(goaway(error.code));
     this.socket.destroy();
     this.lost();
   }
@@ -537,6 +537,15 @@ function uint32(value: number): Buffer {
 
 function windowUpdate(streamId: number, increment: number): Buffer {
   return encodeFrame(FrameType.WINDOW_UPDATE, 0, streamId, uint32(increment));
+}
+
+function rstStream(streamId: number, code: number): Buffer {
+  return encodeFrame(FrameType.RST_STREAM, 0, streamId, uint32(code));
+}
+
+/** A GOAWAY with last-stream-id 0: this client never accepts streams from the peer. */
+function goaway(code: number): Buffer {
+  return encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.concat([uint32(0), uint32(code)]));
 }
 
 function settingsPayload(settings: ReadonlyArray<readonly [number, number]>): Buffer {
