@@ -14,7 +14,7 @@ import { resolveMasterConfig, type MasterConfig } from './common/config.js';
 import { Master } from './supervisor/master.js';
 import type { MetricsEndpoint, MetricsServer } from './control/metrics.js';
 import type { HealthEndpoint, HealthServer } from './control/health-port.js';
-import { clusterListeners, inheritListeners, recordClusterListeners, stopAccepting } from './supervisor/listeners.js';
+import { clusterListeners, inheritListeners, recordClusterListeners, SETTLE_MAX_MS, stopAccepting } from './supervisor/listeners.js';
 import { Keeper } from './supervisor/keeper.js';
 import { isSuccessor, localKeeper, parentKeeper, receiveHandover, successorFailed, tellKeeper, type KeeperLink } from './supervisor/succession.js';
 import { HEALTH_KEY, MASTER_PORT_KEYS, METRICS_KEY, type BeginMessage } from './common/handover.js';
@@ -225,7 +225,8 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       // The successor answers scrapes and probes from here (its pool is ready).
       metricsServer?.stopAccepting();
       healthServer?.stopAccepting();
-      await stopAccepting();
+      const stranded = await stopAccepting();
+      if (stranded > 0) log.warn(`${stranded} connection(s) accepted before the handover were not taken by a worker within ${SETTLE_MAX_MS / 1000} s; draining anyway (they are reset)`);
       if (!successor) keeper!.keep();
       return { pid: outcome.pid, nodeVersion: outcome.nodeVersion };
     };

@@ -19,6 +19,7 @@ import { listenerHandleOf, listenOn } from './listen.js';
 import type { ListenHandle } from '../supervisor/listeners.js';
 import { CONTROL_LIMITS, serverOptions } from './limits.js';
 import { capConnections } from './connection-cap.js';
+import { HandedOverHttp } from './handed-over-http.js';
 import { RefusalLog } from './refusal-log.js';
 
 export interface HealthEndpoint {
@@ -45,11 +46,13 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A client that connects and sends nothing is dropped after this long. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 
-/** `handedOver`: a successor master took the port over; this one answers for it until the connection closes. */
-function answer(master: Master, handedOver: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
+/** Once a successor master has taken the port over, this one answers for it until the connection closes. */
+function answer(master: Master, connections: HandedOverHttp, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const handedOver = connections.handedOver;
+  const headers = connections.request(req, res);
   const path = (req.url ?? '/').split('?')[0];
   const text = (status: number, body: string): void => {
-    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...(handedOver && { Connection: 'close' }) });
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
     res.end(req.method === 'HEAD' ? undefined : `${body}\n`);
   };
   if (path !== '/livez' && path !== '/readyz') return text(404, `not found: ${HEALTH_PATHS.join(' and ')} are served here`);
@@ -69,7 +72,8 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
   const health = addHealthService(grpcServer, master, CONTROL_LIMITS.maxHealthWatches);
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
   let accepting = true;
-  const httpServer = http.createServer((req, res) => answer(master, !accepting, req, res));
+  const connections = new HandedOverHttp();
+  const httpServer = http.createServer((req, res) => answer(master, connections, req, res));
   httpServer.keepAliveTimeout = 5000;
 
   const sockets = new Set<net.Socket>();
@@ -89,7 +93,10 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
       socket.setTimeout(0);
       socket.unshift(seen);
       if (http2) injector.injectConnection(socket);
-      else httpServer.emit('connection', socket);
+      else {
+        connections.track(socket);
+        httpServer.emit('connection', socket);
+      }
     };
     socket.on('readable', onReadable);
   };
@@ -112,15 +119,16 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
   /**
    * Handed over: a probe on a connection already open here (or accepted just
    * before) is answered as the successor would answer it (ready, SERVING),
-   * and sent on its way: HTTP/1.1 with Connection: close (an idle keep-alive
-   * connection closes at its next probe or its keep-alive timeout, never under
-   * a request about to arrive), HTTP/2 with GOAWAY (grpc-js's graceful
-   * shutdown; an open Watch goes on until close()).
+   * and sent on its way: HTTP/1.1 as handed-over-http.ts says (Connection:
+   * close; an idle connection closed only after the idle grace, and close()
+   * waits for that), HTTP/2 with GOAWAY (grpc-js's graceful shutdown; an
+   * open Watch goes on until close()).
    */
   const stopAccepting = () => {
     if (!accepting) return;
     accepting = false;
     tcp.close();
+    connections.handOver();
     health.handOver();
     grpcServer.tryShutdown(() => {});
   };
@@ -131,7 +139,8 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
     listenerHandle: () => listenerHandleOf(tcp),
     stopAccepting,
     close() {
-      closing ??= (() => {
+      closing ??= (async () => {
+        if (connections.handedOver) await connections.closeWhenSettled();
         stopAccepting();
         health.stop();
         refusals.close();

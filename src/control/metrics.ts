@@ -11,10 +11,12 @@
  * default) or to a network only your scraper can reach.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { listenerHandleOf, listenOn } from './listen.js';
 import { capConnections } from './connection-cap.js';
+import { HandedOverHttp } from './handed-over-http.js';
 import { CONTROL_LIMITS } from './limits.js';
 import { RefusalLog } from './refusal-log.js';
 import type { ListenHandle } from '../supervisor/listeners.js';
@@ -202,31 +204,34 @@ export interface MetricsServer {
   readonly endpoint: string;
   /** Its listening socket, for a successor master. */
   listenerHandle(): ListenHandle | undefined;
-  /** Stops taking connections (a successor took the port over); a scrape being answered finishes. */
+  /** A successor took the port over: stops taking connections; those open here close as handed-over-http.ts says. */
   stopAccepting(): void;
   close(): Promise<void>;
 }
 
 /** Serves GET /metrics over HTTP. A bind failure is one LiveswapError naming the address and why. */
 export async function startMetricsServer(metrics: MasterMetrics, where: MetricsEndpoint, log: Logger, inheritedFd?: number): Promise<MetricsServer> {
+  const connections = new HandedOverHttp();
   const server = http.createServer((req, res) => {
+    const headers = connections.request(req, res);
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are at /metrics\n');
+      res.writeHead(404, { 'Content-Type': 'text/plain', ...headers }).end('not found: metrics are at /metrics\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { 'Content-Type': 'text/plain', Allow: 'GET, HEAD' }).end('use GET\n');
+      res.writeHead(405, { 'Content-Type': 'text/plain', Allow: 'GET, HEAD', ...headers }).end('use GET\n');
       return;
     }
     metrics.text().then(
-      (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType, ...headers }).end(req.method === 'HEAD' ? undefined : body),
       (error: unknown) => {
         log.error(`metrics: ${(error as Error)?.stack ?? String(error)}`);
-        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('could not collect the metrics\n');
+        res.writeHead(500, { 'Content-Type': 'text/plain', ...headers }).end('could not collect the metrics\n');
       },
     );
   });
+  server.on('connection', (socket: net.Socket) => connections.track(socket));
   // A scraper keeps its connection alive between scrapes; that must not hold up the master's exit.
   server.keepAliveTimeout = 5000;
   const refusals = new RefusalLog(log);
@@ -245,16 +250,22 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
   const stopAccepting = () => {
     if (!accepting) return;
     accepting = false;
-    server.close(); // Idle connections too; a scrape being answered finishes.
+    // net's close, not http's: that one would close idle keep-alive connections, under a scrape about to arrive.
+    net.Server.prototype.close.call(server);
   };
   return {
     url,
     endpoint,
     listenerHandle: () => listenerHandleOf(server),
-    stopAccepting,
-    close() {
+    stopAccepting() {
       stopAccepting();
+      connections.handOver();
+    },
+    async close() {
       refusals.close();
+      if (connections.handedOver) await connections.closeWhenSettled();
+      accepting = false;
+      server.close(); // http's: its connection-checking timer goes too.
       server.closeAllConnections();
       return closed;
     },

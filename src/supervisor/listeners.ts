@@ -20,7 +20,6 @@
  * last worker on it left), its number is forgotten so that no later listen
  * can reach a descriptor the process has reused for something else.
  */
-import cluster from 'node:cluster';
 import net from 'node:net';
 import { LISTEN_FDS_ENV, listenerKey } from '../common/handover.js';
 
@@ -57,6 +56,11 @@ export function recordClusterListeners(): void {
           if (!handle) return;
           recorded.push({ key, handle, server: this });
           if (typeof o.fd === 'number') forgetOnClose(handle, o.fd);
+          // The RoundRobinHandle's own 'listening' listener runs next, in this
+          // same emit: it drops the server's handle and sets onconnection.
+          queueMicrotask(() => {
+            if ((this as unknown as { _handle: unknown })._handle === null) countHandoffs(handle as ListenHandle & Accepting);
+          });
         });
       }
     }
@@ -101,40 +105,81 @@ function publish(): void {
   else process.env[LISTEN_FDS_ENV] = JSON.stringify(Object.fromEntries([...inherited].map(([fd, key]) => [key, fd])));
 }
 
-/** No connection handed to a worker for this long: the primary's queue is empty. */
-const QUIET_MS = 50;
-/** Give up waiting for quiet after this long (a queue drains in a few IPC round trips). */
-const QUIET_MAX_MS = 1000;
+/**
+ * Connections a cluster listener accepted that the primary still holds: in
+ * the RoundRobinHandle's queue (no worker free) or on their way to a worker
+ * (sent, not acknowledged). The primary closes its copy of a connection
+ * exactly once when it lets go of it: when a worker acknowledges it, or when
+ * the last worker on that address leaves and the queue is dropped. So the
+ * count goes up as the listener accepts and down as those copies close.
+ */
+let inFlight = 0;
+let onSettled: (() => void) | undefined;
+
+interface Accepting {
+  onconnection?: (error: number, client: ListenHandle | undefined) => void;
+}
+
+function countHandoffs(handle: ListenHandle & Accepting): void {
+  const distribute = handle.onconnection;
+  if (typeof distribute !== 'function') return;
+  handle.onconnection = (error, client) => {
+    if (!error && client) held(client);
+    distribute(error, client);
+  };
+}
+
+function held(client: ListenHandle): void {
+  inFlight++;
+  const close = client.close.bind(client);
+  let released = false;
+  (client as { close: ListenHandle['close'] }).close = (callback) => {
+    if (!released) {
+      released = true;
+      inFlight--;
+      if (inFlight === 0) onSettled?.();
+    }
+    close(callback);
+  };
+}
+
+/** Accepted by a cluster listener and not taken by a worker yet. */
+export function connectionsInFlight(): number {
+  return inFlight;
+}
+
+/**
+ * Past this, stopAccepting gives up waiting: a worker that never answers
+ * (stuck in a loop, or gone with a connection on its way) must not hold the
+ * old master forever. What is still queued then is reset by node:cluster.
+ */
+export const SETTLE_MAX_MS = 10_000;
 
 /**
  * A master whose successor serves stops accepting on the shared sockets
  * before it drains its workers. A RoundRobinHandle queues connections it
  * accepted while no worker was free, and when its last worker leaves it
- * closes whatever is still queued (ECONNRESET), and one handed back by a
- * worker that closed meanwhile has nowhere to go (the client hangs). So:
- * close the accepting handles (the kernel queue is the successor's now; the
+ * closes whatever is still queued (the client gets ECONNRESET); one handed
+ * back by a worker that closed meanwhile joins that queue. So: close the
+ * accepting handles (the kernel's queue is the successor's now; the
  * primary's own close later is a no-op on a closed handle), then wait until
- * the workers have acknowledged every connection still on its way to them.
+ * workers have taken every connection accepted here. A worker busy for a
+ * while (a long synchronous handler, a GC pause on a loaded machine) takes
+ * its share when it is free again; waiting for a quiet moment instead let
+ * the drain begin with connections still queued. Resolves with how many
+ * were left when it gave up (0 when all were taken).
  */
-export async function stopAccepting(): Promise<void> {
+export async function stopAccepting(maxWaitMs = SETTLE_MAX_MS): Promise<number> {
   for (const { handle } of clusterListeners()) handle.close();
-  const processes = Object.values(cluster.workers ?? {}).map((worker) => worker!.process);
+  if (inFlight === 0) return 0;
   await new Promise<void>((resolve) => {
-    let quiet: NodeJS.Timeout;
     const done = () => {
-      clearTimeout(quiet);
       clearTimeout(cap);
-      for (const child of processes) child.off('internalMessage', onMessage);
+      onSettled = undefined;
       resolve();
     };
-    // node:cluster's acknowledgement of a handed-over connection carries `accepted`.
-    const onMessage = (message: { cmd?: string; accepted?: unknown }) => {
-      if (message?.cmd !== 'NODE_CLUSTER' || !('accepted' in message)) return;
-      clearTimeout(quiet);
-      quiet = setTimeout(done, QUIET_MS);
-    };
-    for (const child of processes) child.on('internalMessage', onMessage);
-    quiet = setTimeout(done, QUIET_MS);
-    const cap = setTimeout(done, QUIET_MAX_MS);
+    const cap = setTimeout(done, maxWaitMs);
+    onSettled = done;
   });
+  return inFlight;
 }
