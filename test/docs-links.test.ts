@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { withoutCodeBlocks } from './helpers/markdown.js';
 import { ROOT } from './helpers/paths.js';
 
 function markdownFiles(): string[] {
@@ -24,7 +25,7 @@ function markdownFiles(): string[] {
 
 /** Text outside fenced code blocks and inline code, where links are links. */
 function prose(markdown: string): string {
-  return markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '').replace(/`[^`\n]*`/g, '');
+  return withoutCodeBlocks(markdown).replace(/`[^`\n]*`/g, '');
 }
 
 /** GitHub's heading slug: lower case, punctuation but `-` and `_` dropped, spaces to `-`. */
@@ -40,7 +41,7 @@ export function slug(heading: string): string {
 
 /** The anchors a file offers: its headings (numbered -1, -2… when repeated, as GitHub does). */
 function anchors(file: string): Set<string> {
-  const text = fs.readFileSync(file, 'utf8').replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '');
+  const text = withoutCodeBlocks(fs.readFileSync(file, 'utf8'));
   const seen = new Map<string, number>();
   const out = new Set<string>();
   for (const match of text.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {

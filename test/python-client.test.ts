@@ -4,7 +4,8 @@
  * Debian's python3-grpcio (the well-known types from libprotobuf-dev). They drive Start, GetStatus, Broadcast, Upgrade
  * and WatchWorkers over TCP with the token and over the unix socket, and the
  * copyable examples/deploy.py deploys and reports a rollback, and
- * examples/fleet_rollout.py rolls a release over two masters. The packages
+ * examples/fleet_rollout.py rolls a release over two masters, and the
+ * GetStatus client of docs/grpc.md runs as printed there. The packages
  * are required: a missing one fails the test (`.ci/run` installs them).
  */
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { codeBlocks, section } from './helpers/markdown.js';
 import { freePort } from './helpers/net.js';
 import { FIXTURES, fixture, ROOT, tempDir } from './helpers/paths.js';
 import { startMaster, type MasterProcess } from './helpers/processes.js';
@@ -179,4 +181,24 @@ test('examples/fleet_rollout.py rolls a release over two masters, and rolls the 
   const [s1, s2] = await Promise.all(masters.map((m) => m.client.status()));
   assert.equal(s1!.target, fixture('v2.js'), 'the first master is back on the release it ran before');
   assert.equal(s2!.target, fixture('v2.js'), 'the second rolled back by itself');
+});
+
+test('the Python client of docs/grpc.md runs as printed: GetStatus with the token', async (t) => {
+  stubs();
+  const blocks = codeBlocks(section(fs.readFileSync(path.join(ROOT, 'docs', 'grpc.md'), 'utf8'), 'From Python')).filter((b) => b.lang === 'python');
+  assert.equal(blocks.length, 1, 'one Python client in docs/grpc.md');
+  const script = path.join(tempDir(), 'status.py');
+  fs.writeFileSync(script, blocks[0]!.text);
+  const master = await startMaster(fixture('v1.js'), { tcp: true, env: { APP_PORT: String(await freePort()) } });
+  t.after(() => master.stop());
+  const address = `127.0.0.1:${master.port}`;
+  const token = fs.readFileSync(path.join(process.env.LIVESWAP_STATE_DIR!, `127.0.0.1_${master.port}.token`), 'utf8').trim();
+
+  const run = await python(script, [address], { LIVESWAP_TOKEN: token });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, `generation 1: ${fixture('v1.js')}, 2 worker(s)\n`);
+
+  const refused = await python(script, [address], { LIVESWAP_TOKEN: 'not-the-token' });
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /StatusCode\.UNAUTHENTICATED/);
 });
