@@ -7,11 +7,11 @@
 #   docker build -t liveswap .
 #   docker run -v /srv/app:/srv/app -p 8000:8000 -p 8080:8080 liveswap
 #
-# Build stage: compile and pack liveswap as npm would publish it.
+# Build stage: pack liveswap as npm would publish it (npm pack builds first: prepack).
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY . .
-RUN npm ci --ignore-scripts && npm run build && npm pack --silent && mv liveswap-*.tgz /liveswap.tgz
+RUN npm ci --ignore-scripts && npm pack --silent && mv liveswap-*.tgz /liveswap.tgz
 
 # Runtime: a current Node LTS, slim, liveswap installed globally, non-root.
 FROM node:24-bookworm-slim

@@ -12,10 +12,12 @@ const bundle = path.join(dist, 'main.bundle.cjs');
 const mtime = (file) => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
 
 async function run() {
-  // `npm run build` bundles the client commands into one file. A bundle older
-  // than what tsc wrote (a `tsc` without `npm run build`) would run stale
-  // code: then the compiled files run.
-  if (mtime(bundle) >= mtime(compiled)) {
+  // `npm run build` bundles the client commands into one file. In a checkout,
+  // a bundle older than what tsc wrote (a `tsc` without `npm run build`) would
+  // run stale code: then the compiled files run. An installed package (no
+  // src/) has both from one build, in whatever order unpacking wrote them.
+  const built = mtime(bundle);
+  if (built >= mtime(compiled) || (built > 0 && !fs.existsSync(path.join(__dirname, '..', 'src')))) {
     // With the compiled code kept from an earlier command (see compile-cache.ts).
     const loaded = require(path.join(dist, 'compile-cache.cjs')).loadBundle(bundle);
     // -s: the master's files (start.js and what it imports) load as they are, next to the bundle.
