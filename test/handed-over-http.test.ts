@@ -21,7 +21,8 @@ function responses(text: string): string[] {
 }
 
 test('handed over: a request on a kept-alive connection is answered with Connection: close; an idle one is closed after the grace; close waits for both', async (t) => {
-  const connections = new HandedOverHttp();
+  // A wait of a minute: only the connections closing can end it within the deadlines below.
+  const connections = new HandedOverHttp(60_000);
   const server = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/plain', ...connections.request(req, res) }).end('ready\n');
   });

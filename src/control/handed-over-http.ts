@@ -39,6 +39,12 @@ export class HandedOverHttp {
       this.open.delete(socket);
       if (this.open.size === 0) this.settled?.();
     });
+    // Quiet for the grace after the handover with nothing in flight (a request in flight clears the timer).
+    socket.on('timeout', () => {
+      if (this.handedOver && this.open.get(socket) === 0) socket.destroy();
+    });
+    // Accepted just before the handover, its first bytes read after it.
+    if (this.handedOver) this.closeWhenQuiet(socket);
   }
 
   /** Every request, as it arrives; returns the headers its response must carry. */
@@ -87,8 +93,5 @@ export class HandedOverHttp {
   /** Closed after IDLE_GRACE_MS with nothing read or written; a request arriving meanwhile is answered (and closes it). */
   private closeWhenQuiet(socket: net.Socket): void {
     socket.setTimeout(IDLE_GRACE_MS);
-    socket.once('timeout', () => {
-      if (this.open.get(socket) === 0) socket.destroy();
-    });
   }
 }

@@ -20,7 +20,9 @@
  * last worker on it left), its number is forgotten so that no later listen
  * can reach a descriptor the process has reused for something else.
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
+import { countHandoffs, followHandoffs, untilTaken } from './held-connections.js';
 import { LISTEN_FDS_ENV, listenerKey } from '../common/handover.js';
 
 /** A libuv stream handle (TCPWrap, PipeWrap): `fd` is -1 once it is closed. */
@@ -44,6 +46,7 @@ let installed = false;
 export function recordClusterListeners(): void {
   if (installed) return;
   installed = true;
+  cluster.on('fork', followHandoffs);
   const originalListen = net.Server.prototype.listen;
   net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
     const options = args[0];
@@ -59,7 +62,7 @@ export function recordClusterListeners(): void {
           // The RoundRobinHandle's own 'listening' listener runs next, in this
           // same emit: it drops the server's handle and sets onconnection.
           queueMicrotask(() => {
-            if ((this as unknown as { _handle: unknown })._handle === null) countHandoffs(handle as ListenHandle & Accepting);
+            if ((this as unknown as { _handle: unknown })._handle === null) countHandoffs(handle);
           });
         });
       }
@@ -106,49 +109,6 @@ function publish(): void {
 }
 
 /**
- * Connections a cluster listener accepted that the primary still holds: in
- * the RoundRobinHandle's queue (no worker free) or on their way to a worker
- * (sent, not acknowledged). The primary closes its copy of a connection
- * exactly once when it lets go of it: when a worker acknowledges it, or when
- * the last worker on that address leaves and the queue is dropped. So the
- * count goes up as the listener accepts and down as those copies close.
- */
-let inFlight = 0;
-let onSettled: (() => void) | undefined;
-
-interface Accepting {
-  onconnection?: (error: number, client: ListenHandle | undefined) => void;
-}
-
-function countHandoffs(handle: ListenHandle & Accepting): void {
-  const distribute = handle.onconnection;
-  if (typeof distribute !== 'function') return;
-  handle.onconnection = (error, client) => {
-    if (!error && client) held(client);
-    distribute(error, client);
-  };
-}
-
-function held(client: ListenHandle): void {
-  inFlight++;
-  const close = client.close.bind(client);
-  let released = false;
-  (client as { close: ListenHandle['close'] }).close = (callback) => {
-    if (!released) {
-      released = true;
-      inFlight--;
-      if (inFlight === 0) onSettled?.();
-    }
-    close(callback);
-  };
-}
-
-/** Accepted by a cluster listener and not taken by a worker yet. */
-export function connectionsInFlight(): number {
-  return inFlight;
-}
-
-/**
  * Past this, stopAccepting gives up waiting: a worker that never answers
  * (stuck in a loop, or gone with a connection on its way) must not hold the
  * old master forever. What is still queued then is reset by node:cluster.
@@ -166,20 +126,11 @@ export const SETTLE_MAX_MS = 10_000;
  * workers have taken every connection accepted here. A worker busy for a
  * while (a long synchronous handler, a GC pause on a loaded machine) takes
  * its share when it is free again; waiting for a quiet moment instead let
- * the drain begin with connections still queued. Resolves with how many
- * were left when it gave up (0 when all were taken).
+ * the drain begin with connections still queued (held-connections.ts
+ * counts them). Resolves with how many were left when it gave up (0 when
+ * all were taken).
  */
 export async function stopAccepting(maxWaitMs = SETTLE_MAX_MS): Promise<number> {
   for (const { handle } of clusterListeners()) handle.close();
-  if (inFlight === 0) return 0;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(cap);
-      onSettled = undefined;
-      resolve();
-    };
-    const cap = setTimeout(done, maxWaitMs);
-    onSettled = done;
-  });
-  return inFlight;
+  return untilTaken(maxWaitMs);
 }
