@@ -77,6 +77,20 @@ function start(command: string, args: string[], cwd: string, env: NodeJS.Process
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
+/** Waits (20 s) until `read()` matches `pattern`; gives up at once, with its stderr, if the process exits first. */
+async function whenPrinted(what: string, started: Started, name: string, read: () => string, pattern: RegExp): Promise<RegExpExecArray> {
+  let exited = false;
+  void started.exited.then(() => (exited = true));
+  return waitFor(
+    what,
+    () => {
+      if (exited) throw new GiveUp(`${name} exited: ${started.stderr()}`);
+      return pattern.exec(read()) ?? undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+}
+
 /** Runs a command to its end (stdin closed at once); rejects past the deadline. */
 async function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000) {
   const started = start(command, args, cwd, env);
@@ -155,17 +169,7 @@ test('packed and installed from the tarball: npx liveswap -s, -u, -d and the API
   const master = start('npx', ['liveswap', '-s', 'app.js', '--socket', socket], project, userEnv({ APP_PORT: String(appPort) }));
   master.child.stdin!.end();
   pids.add(master.child.pid!);
-  let masterExited = false;
-  void master.exited.then(() => (masterExited = true));
-  const masterPid = await waitFor(
-    'the master to come up',
-    () => {
-      if (masterExited) throw new GiveUp(`npx liveswap -s exited: ${master.stderr()}`);
-      const up = /master pid (\d+) up/.exec(master.stderr());
-      return up ? Number(up[1]) : undefined;
-    },
-    { timeoutMs: 20_000 },
-  );
+  const masterPid = Number((await whenPrinted('the master to come up', master, 'npx liveswap -s', master.stderr, /master pid (\d+) up/))[1]);
   const seen = () => {
     for (const pid of tree(master.child.pid!)) pids.add(pid);
     for (const m of master.stderr().matchAll(/worker \d+ \(pid (\d+),/g)) pids.add(Number(m[1]));
@@ -204,16 +208,7 @@ test('packed and installed from the tarball: npx liveswap -s, -u, -d and the API
   const apiSocket = path.join(work, 'api.sock');
   const api = start(process.execPath, ['api.mjs'], project, userEnv({ APP_PORT: String(apiPort), SOCKET: apiSocket }));
   pids.add(api.child.pid!);
-  let apiExited = false;
-  void api.exited.then(() => (apiExited = true));
-  const line = await waitFor(
-    'the API master to report',
-    () => {
-      if (apiExited) throw new GiveUp(`api.mjs exited: ${api.stderr()}`);
-      return /^\{.*\}$/m.exec(api.stdout())?.[0];
-    },
-    { timeoutMs: 20_000 },
-  );
+  const [line] = await whenPrinted('the API master to report', api, 'api.mjs', api.stdout, /^\{.*\}$/m);
   for (const pid of tree(api.child.pid!)) pids.add(pid);
   const report = JSON.parse(line) as { ready: number; pids: number[]; endpoint: string };
   assert.equal(report.ready, 1);

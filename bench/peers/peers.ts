@@ -122,6 +122,16 @@ function killGroup(pgid: number | undefined): void {
 }
 
 /** The pid a daemon wrote to its pid file (PM2's and naught's daemons lead their own process group). */
+/**
+ * A daemon's own stop command (`pm2 kill`, `naught stop`), given STOP_DEADLINE_MS; then whatever
+ * is left of its process group goes, and every pid in `pids` must be gone.
+ */
+async function stopDaemon(what: string, stop: Running, daemon: number, pids: number[]): Promise<void> {
+  await withDeadline(what, stop.ended, STOP_DEADLINE_MS).catch(() => stop.child.kill('SIGKILL'));
+  await expectGone(pids, 5000).catch(() => killGroup(daemon));
+  await expectGone(pids, STOP_DEADLINE_MS);
+}
+
 function pidFrom(file: string): number | undefined {
   const pid = Number(readIfThere(file).trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
@@ -261,11 +271,8 @@ export function pm2(dir: string): Peer {
       daemon ??= pidFrom(path.join(home, 'pm2.pid'));
       if (daemon === undefined) return;
       const pids = [daemon, ...childPids(daemon)];
-      const kill = pm2Command(['kill']);
-      await withDeadline('pm2 kill', kill.ended, STOP_DEADLINE_MS).catch(() => kill.child.kill('SIGKILL'));
-      // `pm2 kill` stops the daemon and its apps; whatever of its process group is left goes now.
-      await expectGone(pids, 5000).catch(() => killGroup(daemon));
-      await expectGone(pids, STOP_DEADLINE_MS);
+      // `pm2 kill` stops the daemon and its apps.
+      await stopDaemon('pm2 kill', pm2Command(['kill']), daemon, pids);
       daemon = undefined;
     },
     killNow() {
@@ -308,10 +315,7 @@ export function naught(dir: string): Peer {
       for (const child of commands) child.kill('SIGKILL');
       if (daemon === undefined) return;
       const pids = [daemon, ...childPids(daemon).flatMap((pid) => [pid, ...childPids(pid)])];
-      const stop = run(process.execPath, [NAUGHT_BIN, 'stop', '--timeout', '5', ipc], { cwd: dir, env });
-      await withDeadline('naught stop', stop.ended, STOP_DEADLINE_MS).catch(() => stop.child.kill('SIGKILL'));
-      await expectGone(pids, 5000).catch(() => killGroup(daemon));
-      await expectGone(pids, STOP_DEADLINE_MS);
+      await stopDaemon('naught stop', run(process.execPath, [NAUGHT_BIN, 'stop', '--timeout', '5', ipc], { cwd: dir, env }), daemon, pids);
       daemon = undefined;
     },
     killNow() {
