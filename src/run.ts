@@ -226,7 +226,7 @@ export async function runMaster(options: RunMasterOptions): Promise<RunningMaste
       metricsServer?.stopAccepting();
       healthServer?.stopAccepting();
       const stranded = await stopAccepting();
-      if (stranded > 0) log.warn(`${stranded} connection(s) accepted before the handover were not taken by a worker within ${SETTLE_MAX_MS / 1000} s; draining anyway (they are reset)`);
+      if (stranded > 0) log.warn(`${stranded} connection(s) accepted before the handover were not taken by a worker within ${SETTLE_MAX_MS / 1000} s; draining anyway (node:cluster resets those still queued when the last worker leaves)`);
       if (!successor) keeper!.keep();
       return { pid: outcome.pid, nodeVersion: outcome.nodeVersion };
     };

@@ -48,7 +48,7 @@ test('handed over: a request on a kept-alive connection is answered with Connect
   net.Server.prototype.close.call(server); // Not accepting; open connections stay (http's close would close the idle ones).
   connections.handOver();
   let settled = false;
-  const closing = connections.closeWhenSettled().then(() => (settled = true));
+  const closing = connections.close().then(() => (settled = true));
   prober.socket.write(REQUEST);
 
   await withDeadline('the prober to be answered and closed', prober.closed, 10_000);
@@ -58,7 +58,7 @@ test('handed over: a request on a kept-alive connection is answered with Connect
 
   await withDeadline('the idle connection to be closed', idle.closed, 10_000);
   assert.equal(responses(idle.received()).length, 1, 'nothing more was sent on the idle connection');
-  await withDeadline('closeWhenSettled', closing, 10_000);
+  await withDeadline('connections.close()', closing, 10_000);
   assert.equal(settled, true);
   assert.deepEqual(errors, [], 'no connection was reset');
 });
@@ -82,7 +82,7 @@ test('handed over: a connection still open when the wait ends is destroyed', asy
   slow.socket.write(REQUEST);
   await waitFor('the request to arrive', () => answer);
   connections.handOver();
-  await withDeadline('closeWhenSettled', connections.closeWhenSettled(), 20_000);
+  await withDeadline('connections.close()', connections.close(), 20_000);
   await withDeadline('the slow connection to be destroyed', slow.closed, 5_000);
   assert.equal(slow.received(), '');
 });

@@ -13,24 +13,29 @@
  *   - a connection with no request in flight is closed once it has been
  *     quiet for IDLE_GRACE_MS (the workers' drain rule 3): a client idle
  *     that long is the only one that can still race the close;
- *   - closing the port waits for both, up to SETTLE_MAX_MS, and only then
- *     destroys what is left.
+ *   - closing the port waits for both, up to CLOSE_WAIT_MAX_MS, and only
+ *     then destroys what is left.
  */
 import type http from 'node:http';
 import type net from 'node:net';
 
 /** As the workers' drain: an idle keep-alive connection is closed after this long. */
 export const IDLE_GRACE_MS = 1000;
-/** closeWhenSettled() destroys what is still open after this long. */
-export const SETTLE_MAX_MS = 5000;
+/** close() destroys what is still open after this long. */
+export const CLOSE_WAIT_MAX_MS = 5000;
 
 export class HandedOverHttp {
   /** Open connections → requests in flight on each. */
   private readonly open = new Map<net.Socket, number>();
   private settled: (() => void) | undefined;
-  handedOver = false;
+  private handedOverYet = false;
 
-  constructor(private readonly settleMaxMs = SETTLE_MAX_MS) {}
+  constructor(private readonly closeWaitMaxMs = CLOSE_WAIT_MAX_MS) {}
+
+  /** Has a successor taken the port over? */
+  get handedOver(): boolean {
+    return this.handedOverYet;
+  }
 
   /** Every HTTP/1.1 connection of the port, as it is accepted. */
   track(socket: net.Socket): void {
@@ -65,16 +70,19 @@ export class HandedOverHttp {
 
   /** The successor serves the port from now on. */
   handOver(): void {
-    if (this.handedOver) return;
-    this.handedOver = true;
+    if (this.handedOverYet) return;
+    this.handedOverYet = true;
     for (const [socket, inFlight] of this.open) if (inFlight === 0) this.closeWhenQuiet(socket);
   }
 
-  /** Resolves once every connection has closed by the rules above, or settleMaxMs later, their end forced. */
-  async closeWhenSettled(): Promise<void> {
-    if (this.open.size > 0) {
+  /**
+   * Closes every connection: handed over, once each has closed by the rules
+   * above or closeWaitMaxMs later, their end forced; otherwise at once.
+   */
+  async close(): Promise<void> {
+    if (this.handedOverYet && this.open.size > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.settleMaxMs);
+        const timer = setTimeout(done, this.closeWaitMaxMs);
         function done() {
           clearTimeout(timer);
           resolve();
@@ -83,10 +91,6 @@ export class HandedOverHttp {
       });
       this.settled = undefined;
     }
-    this.destroyAll();
-  }
-
-  destroyAll(): void {
     for (const socket of this.open.keys()) socket.destroy();
   }
 

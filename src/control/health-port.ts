@@ -140,7 +140,7 @@ export async function startHealthServer(master: Master, where: HealthEndpoint, l
     stopAccepting,
     close() {
       closing ??= (async () => {
-        if (connections.handedOver) await connections.closeWhenSettled();
+        await connections.close();
         stopAccepting();
         health.stop();
         refusals.close();

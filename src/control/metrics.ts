@@ -263,7 +263,7 @@ export async function startMetricsServer(metrics: MasterMetrics, where: MetricsE
     },
     async close() {
       refusals.close();
-      if (connections.handedOver) await connections.closeWhenSettled();
+      await connections.close();
       accepting = false;
       server.close(); // http's: its connection-checking timer goes too.
       server.closeAllConnections();
