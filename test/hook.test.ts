@@ -16,7 +16,7 @@ import { fixture, tempDir } from './helpers/paths.js';
 import { runCli, startMaster, type MasterProcess } from './helpers/processes.js';
 import { expectGrpcError } from './helpers/grpc.js';
 import { childPids, hookRunnerPids, lines } from './helpers/proc-tree.js';
-import { expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
+import { GiveUp, expectGone, isAlive, waitFor, withDeadline } from './helpers/wait.js';
 
 /** A hook module written for one test, in a private directory removed afterwards. */
 function writeHook(t: TestContext, name: string, source: string): string {
@@ -208,18 +208,29 @@ test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops
   const { master } = await startWithHook(t, hook);
   const workerPids = (await master.client.status()).workers.map((w) => w.pid);
   const upgrade = master.client.upgrade({ target: fixture('v2.js') });
-  upgrade.catch(() => {}); // checked below
-  const runner = await waitFor('the hook to be running', () => fs.existsSync(marker) && Number(fs.readFileSync(marker, 'utf8')));
+  let settled: string | undefined;
+  upgrade.then(
+    (reply) => (settled = `succeeded: ${JSON.stringify(reply)}`),
+    (error: Error) => (settled = `failed: ${error.message}`),
+  ); // the outcome is checked below
+  const runner = await waitFor('the hook to be running', () => {
+    // An upgrade that ended before its hook ran would leave this wait to its deadline, saying nothing.
+    if (settled !== undefined) throw new GiveUp(`the upgrade ${settled} before the hook ran`);
+    return fs.existsSync(marker) && Number(fs.readFileSync(marker, 'utf8'));
+  });
   t.after(() => {
     if (isAlive(runner)) process.kill(runner, 'SIGKILL'); // safety net; the assertion below still fails
   });
-  assert.ok(childPids(master.pid).includes(runner), 'the hook runs in a child process of the master');
+  assert.ok(childPids(master.pid).includes(runner), `the hook (pid ${runner}) runs in a child process of the master (children: ${childPids(master.pid).join(', ')})`);
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   const died = await master.client.die({ drainTimeoutMs: 5000 });
-  assert.equal(died.stopped, 2);
+  assert.equal(died.stopped, 2, `Die stopped ${died.stopped} workers; the master said:\n${master.stderr()}`);
   await expectGrpcError(upgrade, status.UNAVAILABLE, /upgrade cancelled: the master is shutting down/);
-  assert.equal(await withDeadline('master exit after Die', master.exited, 10_000), 0);
+  const code = await withDeadline('master exit after Die', master.exited, 10_000).catch((error: Error) => {
+    throw new Error(`${error.message}; the master said:\n${master.stderr()}`);
+  });
+  assert.equal(code, 0, `the master exited with ${code}; it said:\n${master.stderr()}`);
   await expectGone(workerPids);
   await expectGone([runner]).catch(() => {
     assert.fail(`the pre-upgrade hook runner (pid ${runner}) outlived the master that started it`);

@@ -130,6 +130,21 @@ function forGeneration2(script: (proc: FakeProcess, nth: number) => void): Behav
 
 // ---------------------------------------------------------------------------
 
+test('broadcast names the workers it reached in ascending id order, whatever order they were handed out in', async (t) => {
+  const { master, launcher, finish } = rig(t, { forks: 3 });
+  launcher.idOf = (index) => [3, 1, 2][index]!;
+  await withDeadline('start', master.start(V1), OP_DEADLINE_MS);
+  assert.deepEqual(
+    master.status().workers.map((w) => w.id),
+    [3, 1, 2],
+    'the pool keeps the order the launcher handed them out in',
+  );
+  const result = await master.broadcast('hello');
+  assert.deepEqual(result, { delivered: 3, workerIds: [1, 2, 3] });
+  for (const proc of launcher.processes) assert.deepEqual(proc.sent.at(-1), { liveswap: 'broadcast', value: 'hello' });
+  await finish();
+});
+
 for (const n of [2, 4]) {
   test(`upgrade with forks ${n}: new worker ready before an old one drains, one at a time`, async (t) => {
     const { master, launcher, finish } = rig(t, { forks: n });

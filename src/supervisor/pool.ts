@@ -185,7 +185,9 @@ export class Pool extends EventEmitter<PoolEvents> {
           ),
       ),
     );
-    return results.filter((id): id is number => id !== undefined);
+    // Ascending, as the proto promises: the pool's order is the order workers were handed
+    // out, which spares make differ from the order of their ids.
+    return results.filter((id): id is number => id !== undefined).sort((a, b) => a - b);
   }
 }
 

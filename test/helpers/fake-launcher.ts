@@ -170,6 +170,12 @@ export class FakeLauncher extends EventEmitter<FakeLauncherEvents> implements La
    * `attempt` counts every launch() call from 1, refused ones included.
    */
   refuse: ((spec: LaunchSpec, attempt: number) => Error | undefined) | undefined;
+  /**
+   * The id of the process made by the nth launch (from 0); counting up from 1
+   * unless set. Spares make real ids arrive out of order: a spare that has
+   * booted is handed out before an older one still booting.
+   */
+  idOf: ((index: number) => number) | undefined;
   private nextId = 1;
   private attempts = 0;
 
@@ -181,8 +187,8 @@ export class FakeLauncher extends EventEmitter<FakeLauncherEvents> implements La
     const attempt = ++this.attempts;
     const refused = this.refuse?.(spec, attempt);
     if (refused) throw refused;
-    const proc = new FakeProcess(this.nextId++, spec);
     const index = this.processes.length;
+    const proc = new FakeProcess(this.idOf?.(index) ?? this.nextId++, spec);
     this.processes.push(proc);
     this.behave(proc, spec, index);
     this.emit('launch', proc);
