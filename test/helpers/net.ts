@@ -1,10 +1,50 @@
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { runLoops, type Load } from './load.js';
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
+/**
+ * A port that was free a moment ago on 127.0.0.1 (and on ::1 where there is
+ * IPv6), for a server the test starts next.
+ *
+ * Taken below the kernel's ephemeral range, not from listen(0): a port from
+ * that range can be taken, before our server binds it, as the local port of
+ * any outgoing connection, and tests running beside this one open thousands
+ * (a worker once failed its bind with EADDRINUSE in CI that way). Below the
+ * range only another explicit bind competes, and that is checked for.
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = belowEphemeralRange();
+  if (high - low < 1000) return ephemeralPort(); // a machine that left no room below its range
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if ((await bindable(port, '127.0.0.1')) && (await bindable(port, '::1'))) return port;
+  }
+  throw new Error(`no free port found in ${low}-${high - 1} after 50 tries`);
+}
+
+/** [first, end) of the ports under the ephemeral range, above the privileged ones and the common dev ports. */
+function belowEphemeralRange(): [number, number] {
+  let ephemeralLow = 32768; // Linux's default
+  try {
+    ephemeralLow = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeralLow;
+  } catch {
+    // Not Linux: keep the default.
+  }
+  return [10_000, ephemeralLow];
+}
+
+/** Can a server listen on `port` at `host` now? An address family the machine lacks does not count against it. */
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRNOTAVAIL' || error.code === 'EAFNOSUPPORT'));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
