@@ -221,7 +221,8 @@ test('Die while a hook hangs: the upgrade is cancelled and the hook runner stops
   t.after(() => {
     if (isAlive(runner)) process.kill(runner, 'SIGKILL'); // safety net; the assertion below still fails
   });
-  assert.ok(childPids(master.pid).includes(runner), `the hook (pid ${runner}) runs in a child process of the master (children: ${childPids(master.pid).join(', ')})`);
+  const children = childPids(master.pid);
+  assert.ok(children.includes(runner), `the hook (pid ${runner}) runs in a child process of the master (children: ${children.join(', ')})`);
   assert.equal((await master.client.status()).operation, 'upgrade');
 
   const died = await master.client.die({ drainTimeoutMs: 5000 });

@@ -121,7 +121,6 @@ function killGroup(pgid: number | undefined): void {
   }
 }
 
-/** The pid a daemon wrote to its pid file (PM2's and naught's daemons lead their own process group). */
 /**
  * A daemon's own stop command (`pm2 kill`, `naught stop`), given STOP_DEADLINE_MS; then whatever
  * is left of its process group goes, and every pid in `pids` must be gone.
@@ -132,6 +131,7 @@ async function stopDaemon(what: string, stop: Running, daemon: number, pids: num
   await expectGone(pids, STOP_DEADLINE_MS);
 }
 
+/** The pid a daemon wrote to its pid file (PM2's and naught's daemons lead their own process group). */
 function pidFrom(file: string): number | undefined {
   const pid = Number(readIfThere(file).trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
